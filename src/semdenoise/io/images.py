@@ -1,0 +1,187 @@
+"""Image readers and writers: TIFF, PNG, NPY and Zarr in; TIFF, NPY and Zarr out.
+
+Writers go to a temporary name beside the target and ``os.replace`` it into place, so
+a crash never leaves a half-written file under the final name, and they refuse to
+write over an input.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from semdenoise.errors import InputError
+from semdenoise.io.checks import check_image
+
+SUPPORTED_INPUTS = (".tif", ".tiff", ".png", ".npy", ".zarr")
+SUPPORTED_OUTPUTS = (".tif", ".tiff", ".npy", ".zarr")
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def _read_raw(path: Path) -> np.ndarray:
+    suffix = _suffix(path)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as handle:
+            array = np.array(handle)
+        if array.ndim == 3:  # grey stored as RGB(A): keep it; real colour is refused
+            colour = array[..., :3]
+            if not ((colour == colour[..., :1]).all()):
+                raise InputError(f"{path}: colour PNG, expected a greyscale image")
+            array = colour[..., 0]
+        return array
+    if suffix == ".zarr":
+        return np.asarray(_open_zarr_array(path)[...])
+    raise InputError(
+        f"{path}: unsupported file type {suffix or '(none)'}, expected one of "
+        f"{', '.join(SUPPORTED_INPUTS)}"
+    )
+
+
+def _open_zarr_array(path: Path):
+    """The full-resolution array of a Zarr store: a plain array or an OME-Zarr group."""
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return node
+    multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get("multiscales")
+    if multiscales:
+        return node[multiscales[0]["datasets"][0]["path"]]
+    if "0" in node:
+        return node["0"]
+    raise InputError(f"{path}: Zarr group holds no image array (no multiscales, no '0')")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one 2-D image or 3-D (Z, Y, X) stack as float32, checked.
+
+    Raises InputError for a missing, unreadable or foreign file, a wrong number of
+    dimensions, or NaN/inf pixels; the message names the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    try:
+        raw = _read_raw(path)
+    except InputError:
+        raise
+    except Exception as e:  # any reader failure is an unreadable file, said in one line
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"{path}: cannot read as {_suffix(path)} image: {reason}") from e
+    return check_image(raw, source=str(path))
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name."""
+    return sorted(
+        p for p in folder.iterdir() if _suffix(p) in SUPPORTED_INPUTS and not p.name.startswith(".")
+    )
+
+
+def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+    """Every 2-D slice of a file, a stack or a folder of such files, named for messages.
+
+    Returns ``(source, image)`` pairs where ``source`` says file and slice, so a later
+    error can point at the exact slice.
+    """
+    path = Path(path)
+    if path.is_dir() and _suffix(path) != ".zarr":
+        files = list_image_files(path)
+        if not files:
+            raise InputError(
+                f"{path}: folder holds no image files ({', '.join(SUPPORTED_INPUTS)})"
+            )
+    else:
+        files = [path]
+    images: list[tuple[str, np.ndarray]] = []
+    for file in files:
+        array = read_image(file)
+        if array.ndim == 2:
+            images.append((str(file), array))
+        else:
+            images.extend((f"{file}[{z}]", plane) for z, plane in enumerate(array))
+    return images
+
+
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True if two paths name the same file (resolved, so ./x and x agree)."""
+    return Path(a).resolve() == Path(b).resolve()
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; move it into place only on success."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_dir() and path.exists():
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_image(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    *,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    chunks: tuple[int, ...] | None = None,
+) -> None:
+    """Write an array atomically as TIFF, NPY or Zarr (chosen by suffix).
+
+    ``inputs`` are paths this call must never overwrite (the CLI passes its inputs).
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix not in SUPPORTED_OUTPUTS:
+        raise InputError(
+            f"{path}: unsupported output type {suffix or '(none)'}, expected one of "
+            f"{', '.join(SUPPORTED_OUTPUTS)}"
+        )
+    for source in inputs:
+        if same_path(source, path):
+            raise InputError(f"{path}: output would overwrite an input; choose another name")
+    if not path.parent.exists():
+        raise InputError(f"{path}: folder {path.parent} does not exist")
+    with atomic_path(path) as tmp:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(tmp, image, compression="zlib", photometric="minisblack")
+        elif suffix == ".npy":
+            with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"
+                np.save(handle, image, allow_pickle=False)
+        else:
+            import zarr
+
+            chunks = chunks or tuple(min(s, 256 if i >= image.ndim - 2 else 1)
+                                     for i, s in enumerate(image.shape))
+            array = zarr.create_array(
+                store=str(tmp), shape=image.shape, chunks=chunks, dtype=image.dtype
+            )
+            array[...] = image

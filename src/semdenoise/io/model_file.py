@@ -1,0 +1,98 @@
+"""The model file: one ``.pt`` that loads with ``torch.load(weights_only=True)``.
+
+It is a plain dict of tensors and primitives — weights, architecture configs,
+normalisation and training provenance — so loading it never runs code. Lightning
+checkpoints are for resuming only; this is the product.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from semdenoise.config import UNetConfig
+from semdenoise.errors import InputError, ModelFileError
+from semdenoise.io.images import atomic_path
+from semdenoise.models.trained import TrainedModel
+from semdenoise.models.unet import UNet
+from semdenoise.normalization import Normalization
+
+FORMAT = "semdenoise-model"
+FORMAT_VERSION = 1
+
+
+def model_to_dict(model: TrainedModel) -> dict[str, Any]:
+    """The model as a plain dict: what the file holds."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": model.kind,
+        "networks": {
+            role: {
+                "config": net.config.model_dump(),
+                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            }
+            for role, net in model.networks.items()
+        },
+        "normalization": model.normalization.to_dict(),
+        "training": model.training,
+    }
+
+
+def save_model(model: TrainedModel, path: str | os.PathLike) -> None:
+    """Write the model file atomically (temporary name, then rename)."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError(f"{path}: folder {path.parent} does not exist")
+    with atomic_path(path) as tmp:
+        torch.save(model_to_dict(model), tmp)
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refuses any object that is not a tensor or a primitive
+        raise ModelFileError(
+            f"{path}: refused: the file holds objects other than weights "
+            "(it could run code on load)"
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ModelFileError(f"{path}: not a readable model file (truncated or foreign)") from e
+
+
+def load_model(path: str | os.PathLike) -> TrainedModel:
+    """Load a model file; any problem is a one-line ModelFileError naming the file."""
+    path = Path(path)
+    payload = _read(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a semdenoise model file")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model file version {payload.get('format_version')!r}, this semdenoise "
+            f"reads version {FORMAT_VERSION}"
+        )
+    try:
+        networks = {}
+        for role, entry in payload["networks"].items():
+            net = UNet(UNetConfig(**entry["config"]))
+            net.load_state_dict(entry["state_dict"])
+            networks[role] = net.eval()
+        normalization = Normalization(**payload["normalization"])
+        return TrainedModel(
+            kind=str(payload["kind"]),
+            networks=networks,
+            normalization=normalization,
+            training=payload.get("training", {}),
+        )
+    except (KeyError, TypeError, ValidationError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(f"{path}: incompatible model file: {reason}") from e

@@ -1,0 +1,31 @@
+"""A trained model as the library hands it around: networks plus what they need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from semdenoise.models.unet import UNet
+from semdenoise.normalization import Normalization
+
+
+@dataclass
+class TrainedModel:
+    """Networks by role ("denoiser", "segmenter"), normalisation and provenance.
+
+    ``kind`` says which training produced it ("n2v", "seg", "joint"); ``training`` holds
+    the configs and the run's summary (steps, time, losses) for the record.
+    """
+
+    kind: str
+    networks: dict[str, UNet]
+    normalization: Normalization
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def denoiser(self) -> UNet | None:
+        return self.networks.get("denoiser")
+
+    @property
+    def segmenter(self) -> UNet | None:
+        return self.networks.get("segmenter")

@@ -1,0 +1,224 @@
+"""The shared training runner: Lightning Trainer, time limit, checkpoints, resume.
+
+Every training mode is a LightningModule subclassing ``TrainingModule``; this runner
+gives them the same contract: ``--steps`` and/or ``--max-minutes`` (whichever comes
+first), atomic checkpoints every K steps in ``MODEL.pt.checkpoints/``, ``--resume``
+from the latest one, and a learning rate that follows the run's progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from semdenoise.config import TrainConfig
+from semdenoise.errors import InputError, TrainingError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STEPS = 2000
+STEPS_PER_EPOCH = 1000  # bookkeeping only: data is sampled inside each step
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def checkpoint_dir_for(model_path: str | os.PathLike) -> Path:
+    """Checkpoints live beside the output: ``MODEL.pt.checkpoints/``."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".checkpoints")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary file, fsync, rename: a kill mid-write keeps the previous one.
+
+    Loading uses ``weights_only=True``: a checkpoint is tensors and primitives only.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class TrainingModule(L.LightningModule):
+    """Base for every mode: progress-driven LR, time limit, generator in checkpoints."""
+
+    def __init__(self, train: TrainConfig) -> None:
+        super().__init__()
+        self.train_config = train
+        self.generator: torch.Generator | None = None
+        self.elapsed_before = 0.0  # seconds trained in earlier (resumed-from) runs
+        self._fit_started = 0.0
+        self._restored_generator_state: torch.Tensor | None = None
+
+    # ----- time and progress -------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.monotonic() - self._fit_started)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the run done: steps or time, whichever is further along."""
+        config = self.train_config
+        fractions = [self.global_step / self.max_steps]
+        if config.max_minutes is not None:
+            fractions.append(self.elapsed / (60.0 * config.max_minutes))
+        return min(1.0, max(fractions))
+
+    @property
+    def max_steps(self) -> int:
+        config = self.train_config
+        if config.steps is not None:
+            return config.steps
+        return 10**9 if config.max_minutes is not None else DEFAULT_STEPS
+
+    def learning_rate_now(self) -> float:
+        base = self.train_config.learning_rate
+        if self.train_config.lr_schedule == "constant":
+            return base
+        # Cosine to 5 % of the base rate; time-limited runs follow elapsed time.
+        return base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * self.progress)))
+
+    def on_fit_start(self) -> None:
+        self._fit_started = time.monotonic()
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.train_config.seed)
+        if self._restored_generator_state is not None:
+            self.generator.set_state(self._restored_generator_state)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        for group in self.optimizers().param_groups:
+            group["lr"] = self.learning_rate_now()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        config = self.train_config
+        if config.max_minutes is not None and self.elapsed >= 60.0 * config.max_minutes:
+            logger.info("time limit reached after %d steps", self.global_step)
+            self.trainer.should_stop = True
+
+    def check_finite(self, loss: torch.Tensor, name: str = "loss") -> None:
+        """Stop with a clear message when the loss is NaN/inf (a CPU–GPU sync point)."""
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{name} became {loss.item()} at step {self.global_step}; the last "
+                "checkpoint is kept; try a lower --learning-rate"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["semdenoise"] = {
+            "elapsed": self.elapsed,
+            "generator": self.generator.get_state() if self.generator is not None else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("semdenoise", {})
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        self._restored_generator_state = state.get("generator")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.train_config.learning_rate)
+
+
+class PeriodicCheckpoint(L.Callback):
+    """Save ``last.ckpt`` every K steps and at the end, through the atomic IO."""
+
+    def __init__(self, directory: Path, every: int) -> None:
+        self.path = directory / LAST_CHECKPOINT
+        self.every = every
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_end(self, trainer, module) -> None:
+        trainer.save_checkpoint(self.path)
+
+
+class StepIndices(torch.utils.data.Dataset):
+    """A stand-in dataset: each item is a step number; the module samples the data."""
+
+    def __len__(self) -> int:
+        return STEPS_PER_EPOCH
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def accelerator_for(device: str) -> str:
+    if device == "gpu" and not torch.cuda.is_available():
+        raise InputError("--device gpu: no GPU is available on this machine")
+    return {"auto": "auto", "cpu": "cpu", "gpu": "gpu"}[device]
+
+
+def run_training(
+    module: TrainingModule,
+    *,
+    checkpoint_dir: Path | None,
+    resume: bool,
+    val_loader: torch.utils.data.DataLoader | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit ``module``; returns a summary (steps, seconds, last losses) for the model file."""
+    config = module.train_config
+    resume_from = None
+    if resume:
+        if checkpoint_dir is None or not (checkpoint_dir / LAST_CHECKPOINT).is_file():
+            raise InputError(f"--resume: no checkpoint found in {checkpoint_dir}")
+        resume_from = checkpoint_dir / LAST_CHECKPOINT
+    callbacks: list[L.Callback] = []
+    logger_ = False
+    if checkpoint_dir is not None:
+        callbacks.append(PeriodicCheckpoint(checkpoint_dir, config.checkpoint_every))
+        from lightning.pytorch.loggers import CSVLogger
+
+        logger_ = CSVLogger(save_dir=checkpoint_dir, name="logs", version="")
+    trainer = L.Trainer(
+        accelerator=accelerator_for(config.device),
+        devices=1,
+        max_steps=module.max_steps,
+        max_epochs=-1,
+        val_check_interval=config.val_every if val_loader is not None else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=None if val_loader is not None else 0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        logger=logger_,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        plugins=[AtomicCheckpointIO()],
+        deterministic=False,
+    )
+    train_loader = torch.utils.data.DataLoader(StepIndices(), batch_size=None, shuffle=False)
+    with warnings.catch_warnings():
+        # Our loaders yield step numbers only; worker advice does not apply.
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*The number of training batches.*")
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {
+        "steps": int(trainer.global_step),
+        "seconds": round(module.elapsed, 2),
+        "metrics": metrics,
+    }
