@@ -91,7 +91,9 @@ class MaskingConfig(_Config):
 
     def grid_shape(self, height: int, width: int) -> tuple[int, int]:
         """Grid cells (rows, cols) for an image: the paper's density unless a count is set."""
-        target = self.n_masked if self.n_masked is not None else height * width / self.pixels_per_mask
+        target = (
+            self.n_masked if self.n_masked is not None else height * width / self.pixels_per_mask
+        )
         target = max(1.0, float(target))
         cell = math.sqrt(height * width / target)
         rows = min(height, max(1, round(height / cell)))
@@ -120,8 +122,10 @@ class TrainConfig(_Config):
     val_every: int = Field(200, ge=1, description="Validate every this many steps.")
     checkpoint_every: int = Field(500, ge=1, description="Checkpoint every this many steps.")
     crop_size: int | None = Field(
-        None, ge=8, description="Grid mode: train on random square crops of this side "
-        "instead of full images (for images too large for one step)."
+        None,
+        ge=8,
+        description="Grid mode: train on random square crops of this side "
+        "instead of full images (for images too large for one step).",
     )
     augment: bool = Field(True, description="Random rotations/flips (the 8 of paper §3.1).")
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where to train.")

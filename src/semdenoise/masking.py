@@ -45,7 +45,12 @@ def random_positions(
 
 
 def neighbour_positions(
-    y: torch.Tensor, x: torch.Tensor, height: int, width: int, *, radius: int,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    radius: int,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A uniformly random other pixel of each position's window, clipped to the image.

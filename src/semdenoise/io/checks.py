@@ -25,9 +25,7 @@ def check_image(image: np.ndarray, *, source: str) -> np.ndarray:
         bad = ~np.isfinite(image)
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise InputError(
-                f"{source}: {int(bad.sum())} NaN/inf pixel(s), first at index {first}"
-            )
+            raise InputError(f"{source}: {int(bad.sum())} NaN/inf pixel(s), first at index {first}")
     image = image.astype(np.float32, copy=False)
     if np.isinf(image).any():  # float64 values beyond float32's range
         raise InputError(f"{source}: values beyond float32 range")

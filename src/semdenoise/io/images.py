@@ -105,9 +105,7 @@ def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]
     if path.is_dir() and _suffix(path) != ".zarr":
         files = list_image_files(path)
         if not files:
-            raise InputError(
-                f"{path}: folder holds no image files ({', '.join(SUPPORTED_INPUTS)})"
-            )
+            raise InputError(f"{path}: folder holds no image files ({', '.join(SUPPORTED_INPUTS)})")
     else:
         files = [path]
     images: list[tuple[str, np.ndarray]] = []
@@ -179,8 +177,9 @@ def write_image(
         else:
             import zarr
 
-            chunks = chunks or tuple(min(s, 256 if i >= image.ndim - 2 else 1)
-                                     for i, s in enumerate(image.shape))
+            chunks = chunks or tuple(
+                min(s, 256 if i >= image.ndim - 2 else 1) for i, s in enumerate(image.shape)
+            )
             array = zarr.create_array(
                 store=str(tmp), shape=image.shape, chunks=chunks, dtype=image.dtype
             )

@@ -35,8 +35,8 @@ def denoise(
     model: TrainedModel | str | os.PathLike,
     image: np.ndarray,
     *,
-    tile_size: int = 512,
-    batch_size: int = 4,
+    tile_size: int = 1024,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     source: str = "image",
 ) -> np.ndarray:

@@ -23,13 +23,22 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _window_starts(padded: int, window: int, stride: int) -> list[int]:
-    """Starts at multiples of ``stride``, the last one flush with the end."""
-    if window >= padded:
-        return [0]
-    starts = list(range(0, padded - window, stride))
-    starts.append(padded - window)
-    return starts
+def _axis_windows(padded: int, tile: int, halo: int, multiple: int) -> tuple[int, list[int]]:
+    """Window size and starts along one axis: as few windows as ``tile`` allows, each
+    no larger than needed, starts at multiples of ``multiple``, cores overlapping by at
+    least ``multiple`` (and about an eighth of a core) for blending."""
+    if padded <= tile:
+        return padded, [0]
+    core_max = tile - 2 * halo
+    overlap = _round_up(max(multiple, core_max // 8), multiple)
+    count = math.ceil((padded - tile) / (core_max - overlap)) + 1
+    # smallest window for which ``count`` windows still cover the axis with that overlap
+    window = _round_up(math.ceil((padded + (count - 1) * (2 * halo + overlap)) / count), multiple)
+    window = min(window, tile)
+    starts = [
+        (k * (padded - window) // (count - 1)) // multiple * multiple for k in range(count - 1)
+    ]
+    return window, [*starts, padded - window]
 
 
 def blend_weights(window: tuple[int, int], halo: int) -> np.ndarray:
@@ -54,15 +63,16 @@ def predict_tiled(
     net: UNet,
     image: np.ndarray,
     *,
-    tile_size: int = 512,
+    tile_size: int = 1024,
     halo: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Apply ``net`` to a normalised (Y, X) float32 image; returns (Y, X) float32.
 
-    ``tile_size`` is the window side fed to the network (rounded to 2**depth);
-    ``halo`` the context discarded at window edges (default: the receptive radius).
+    ``tile_size`` is the largest window side fed to the network (rounded to 2**depth);
+    ``halo`` the context discarded at window edges (default: the receptive radius);
+    ``batch_size`` windows per pass (default: about 2 megapixels' worth).
     """
     multiple = net.config.size_multiple
     if halo is None:
@@ -75,21 +85,14 @@ def predict_tiled(
         ((halo, padded_shape[0] - height - halo), (halo, padded_shape[1] - width - halo)),
         mode="reflect" if min(height, width) > 1 else "edge",
     )
-    window = tuple(
-        min(max(_round_up(tile_size, multiple), 2 * halo + multiple), side)
-        for side in padded_shape
+    tile = max(_round_up(tile_size, multiple), 2 * halo + 2 * multiple)
+    (window_y, starts_y), (window_x, starts_x) = (
+        _axis_windows(side, tile, halo, multiple) for side in padded_shape
     )
-    # Windows overlap by their two halos plus an eighth of their core, for blending.
-    strides = []
-    for size in window:
-        core = size - 2 * halo
-        stride = max(multiple, (core - math.ceil(core / 8)) // multiple * multiple)
-        strides.append(stride)
-    starts = [
-        (y, x)
-        for y in _window_starts(padded_shape[0], window[0], strides[0])
-        for x in _window_starts(padded_shape[1], window[1], strides[1])
-    ]
+    window = (window_y, window_x)
+    starts = [(y, x) for y in starts_y for x in starts_x]
+    if batch_size is None:  # about 2 megapixels of windows per forward pass
+        batch_size = max(1, 2_000_000 // (window_y * window_x))
     weights = blend_weights(window, halo)
     output = np.zeros(padded_shape, dtype=np.float32)
     total = np.zeros(padded_shape, dtype=np.float32)
@@ -101,15 +104,15 @@ def predict_tiled(
         net = net.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         for chunk in _batches(starts, batch_size):
-            tiles = np.stack(
-                [padded[y : y + window[0], x : x + window[1]] for y, x in chunk]
-            )[:, None]
+            tiles = np.stack([padded[y : y + window[0], x : x + window[1]] for y, x in chunk])[
+                :, None
+            ]
             batch = torch.from_numpy(tiles).to(device)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             result = net(batch)[:, 0].float().cpu().numpy()
-            for (y, x), tile in zip(chunk, result, strict=True):
-                output[y : y + window[0], x : x + window[1]] += tile * weights
+            for (y, x), prediction in zip(chunk, result, strict=True):
+                output[y : y + window[0], x : x + window[1]] += prediction * weights
                 total[y : y + window[0], x : x + window[1]] += weights
     if channels_last:
         net.to(memory_format=torch.contiguous_format)

@@ -43,9 +43,7 @@ def load_training_images(images: ImagesLike, *, min_size: int) -> list[tuple[str
     return named
 
 
-def split_by_image(
-    count: int, val_fraction: float, *, seed: int
-) -> tuple[list[int], list[int]]:
+def split_by_image(count: int, val_fraction: float, *, seed: int) -> tuple[list[int], list[int]]:
     """Indices of training and validation images; validation gets ⌊fraction·count⌋."""
     n_val = int(val_fraction * count)
     order = np.random.default_rng(seed).permutation(count)

@@ -159,7 +159,10 @@ def train_n2v(
     )
     checkpoint_dir = checkpoint_dir_for(out) if out is not None else None
     summary = run_training(
-        module, checkpoint_dir=checkpoint_dir, resume=resume, val_loader=val_loader,
+        module,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        val_loader=val_loader,
         progress=progress,
     )
     model = TrainedModel(

@@ -1,0 +1,223 @@
+"""Foundation benchmark: grid-masked vs patch-based Noise2Void on noisy EM (Lucchi).
+
+Gaussian noise sigma 25 (0–255 scale, fixed seed, not clipped) is added to the clean
+slices of ``../shared/data/lucchi_em``. Two settings, every method on the same noisy
+images in the same run:
+
+* ``users``: 4 noisy test slices cropped to 512x512, N2V trained on exactly those
+  slices and then denoising them (what N2V users do), for a short budget;
+* ``heldout``: N2V trained on the 20 noisy training slices only and evaluated on the
+  10 noisy test slices it never saw, both N2V modes for the same wall-clock budget.
+
+Baselines: the noisy input, BM3D with the true sigma (``bm3d`` package), and a
+Gaussian filter whose sigma is chosen with the clean image (an oracle no user has).
+Prints markdown tables and writes every number to JSON.
+
+    python benchmarks/em_n2v.py --out benchmarks/results/em_n2v.json
+    python benchmarks/em_n2v.py --quick        # a few minutes, for a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+from scipy.ndimage import gaussian_filter
+
+import semdenoise as sd
+from semdenoise.metrics import psnr, ssim
+from semdenoise.report import markdown_table
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_em"
+SIGMA = 25.0
+SEED = 2024
+
+
+def load(split: str) -> np.ndarray:
+    return tifffile.imread(DATA / f"{split}_images.tif").astype(np.float32)
+
+
+def add_noise(clean: np.ndarray, seed: int) -> np.ndarray:
+    return clean + np.random.default_rng(seed).normal(0, SIGMA, clean.shape).astype(np.float32)
+
+
+def scores(clean: np.ndarray, images: np.ndarray) -> dict[str, float]:
+    return {
+        "PSNR": float(
+            np.mean([psnr(c, i, data_range=255) for c, i in zip(clean, images, strict=True)])
+        ),
+        "SSIM": float(
+            np.mean([ssim(c, i, data_range=255) for c, i in zip(clean, images, strict=True)])
+        ),
+    }
+
+
+def oracle_gaussian(clean: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, float]:
+    """The Gaussian blur whose sigma maximises PSNR against the clean images."""
+    best = None
+    for sigma in np.arange(0.5, 3.01, 0.1):
+        blurred = np.stack([gaussian_filter(n, sigma) for n in noisy])
+        value = scores(clean, blurred)["PSNR"]
+        if best is None or value > best[0]:
+            best = (value, float(sigma), blurred)
+    return best[2], best[1]
+
+
+def timed_bm3d(noisy: np.ndarray) -> tuple[np.ndarray, float]:
+    import bm3d
+
+    started = time.perf_counter()
+    out = np.stack([bm3d.bm3d(n, sigma_psd=SIGMA).astype(np.float32) for n in noisy])
+    return out, time.perf_counter() - started
+
+
+def n2v_row(
+    name: str,
+    train_images: np.ndarray,
+    test_noisy: np.ndarray,
+    test_clean: np.ndarray,
+    *,
+    minutes: float,
+    masking: sd.MaskingConfig,
+    unet: sd.UNetConfig,
+) -> dict:
+    model = sd.train_n2v(
+        train_images,
+        unet=unet,
+        masking=masking,
+        train=sd.TrainConfig(max_minutes=minutes, val_fraction=0.0, seed=0),
+    )
+    steps, seconds = model.training["steps"], model.training["seconds"]
+    batch = sd.TrainConfig().batch_size or sd.config.default_batch_size(masking)
+    pixels_per_step = (
+        batch * min(masking.patch_size, *train_images.shape[-2:]) ** 2
+        if masking.mode == "patch"
+        else batch * np.prod(train_images.shape[-2:])
+    )
+    started = time.perf_counter()
+    denoised = sd.denoise(model, test_noisy)
+    predict_seconds = time.perf_counter() - started
+    megapixels = test_noisy.size / 1e6
+    return {
+        "method": name,
+        **scores(test_clean, denoised),
+        "train steps": steps,
+        "train images/s": round(
+            steps * pixels_per_step / np.prod(train_images.shape[-2:]) / seconds, 2
+        ),
+        "predict MP/s": round(megapixels / predict_seconds, 3),
+        "s per MP": round(predict_seconds / megapixels, 2),
+    }
+
+
+def baseline_rows(clean: np.ndarray, noisy: np.ndarray, *, with_bm3d: bool) -> list[dict]:
+    megapixels = noisy.size / 1e6
+    rows = [{"method": "noisy input", **scores(clean, noisy)}]
+    blurred, sigma = oracle_gaussian(clean, noisy)
+    rows.append(
+        {
+            "method": f"oracle Gaussian (sigma {sigma:.1f}, chosen with clean)",
+            **scores(clean, blurred),
+        }
+    )
+    if with_bm3d:
+        out, seconds = timed_bm3d(noisy)
+        rows.append(
+            {
+                "method": "BM3D (true sigma)",
+                **scores(clean, out),
+                "predict MP/s": round(megapixels / seconds, 3),
+                "s per MP": round(seconds / megapixels, 2),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_n2v.json"))
+    parser.add_argument("--users-minutes", type=float, nargs="+", default=[4.0, 10.0])
+    parser.add_argument("--heldout-minutes", type=float, default=10.0)
+    parser.add_argument("--depth", type=int, default=sd.UNetConfig().depth)
+    parser.add_argument("--base-channels", type=int, default=sd.UNetConfig().base_channels)
+    parser.add_argument("--skip-heldout", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="0.5-minute budgets, no BM3D")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.quick:
+        args.users_minutes, args.heldout_minutes = [0.5], 0.5
+    unet = sd.UNetConfig(depth=args.depth, base_channels=args.base_channels)
+    grid, patch = sd.MaskingConfig(mode="grid"), sd.MaskingConfig(mode="patch")
+    result = {
+        "sigma": SIGMA,
+        "seed": SEED,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "unet": unet.model_dump(),
+        "tables": {},
+    }
+
+    test_clean_all = load("test")
+    users_clean = test_clean_all[:4, 128:640, 256:768]
+    users_noisy = add_noise(users_clean, SEED)
+    rows = baseline_rows(users_clean, users_noisy, with_bm3d=not args.quick)
+    for minutes in args.users_minutes:
+        for name, masking in (("grid", grid), ("patch", patch)):
+            rows.append(
+                n2v_row(
+                    f"N2V {name}, {minutes:g} min",
+                    users_noisy,
+                    users_noisy,
+                    users_clean,
+                    minutes=minutes,
+                    masking=masking,
+                    unet=unet,
+                )
+            )
+            print(markdown_table([rows[-1]]), flush=True)
+    result["tables"]["users"] = rows
+    print("\n### 4 noisy 512x512 test slices, N2V trained on them\n")
+    print(markdown_table(rows, _columns(rows)), flush=True)
+
+    if not args.skip_heldout:
+        train_noisy = add_noise(load("train"), SEED + 1)
+        test_noisy = add_noise(test_clean_all, SEED)
+        rows = baseline_rows(test_clean_all, test_noisy, with_bm3d=not args.quick)
+        for name, masking in (("grid", grid), ("patch", patch)):
+            rows.append(
+                n2v_row(
+                    f"N2V {name}, {args.heldout_minutes:g} min",
+                    train_noisy,
+                    test_noisy,
+                    test_clean_all,
+                    minutes=args.heldout_minutes,
+                    masking=masking,
+                    unet=unet,
+                )
+            )
+            print(markdown_table([rows[-1]]), flush=True)
+        result["tables"]["heldout"] = rows
+        print("\n### trained on 20 noisy training slices, evaluated on 10 noisy test slices\n")
+        print(markdown_table(rows, _columns(rows)), flush=True)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    return columns
+
+
+if __name__ == "__main__":
+    main()

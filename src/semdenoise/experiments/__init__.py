@@ -1,0 +1,1 @@
+"""Experiments: one module per paper table/figure, each writing a report."""

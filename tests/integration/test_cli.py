@@ -1,0 +1,171 @@
+"""The command-line contract of DESIGN.md, run in-process through the real entry point."""
+
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from semdenoise.cli import main
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["semdenoise", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+TINY = [
+    "--steps",
+    "3",
+    "--depth",
+    "1",
+    "--base-channels",
+    "4",
+    "--val-fraction",
+    "0",
+    "--no-progress",
+    "--checkpoint-every",
+    "2",
+]
+
+
+@pytest.fixture
+def stack_file(tmp_path, noisy_stack):
+    path = tmp_path / "noisy.tif"
+    tifffile.imwrite(path, noisy_stack[1].astype(np.uint16))
+    return path
+
+
+def test_train_then_denoise(monkeypatch, capsys, tmp_path, stack_file):
+    model = tmp_path / "n2v.pt"
+    code, out, err = run(
+        monkeypatch, capsys, "train", "n2v", str(stack_file), "--out", str(model), *TINY
+    )
+    assert code == 0, err
+    assert "wrote" in out and model.is_file()
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "n2v",
+        str(stack_file),
+        "--out",
+        str(model),
+        *TINY[:0],
+        "--steps",
+        "5",
+        "--depth",
+        "1",
+        "--base-channels",
+        "4",
+        "--val-fraction",
+        "0",
+        "--no-progress",
+        "--resume",
+    )
+    assert code == 0, err
+    assert torch.load(model, weights_only=True)["training"]["steps"] == 5
+    for suffix in (".tif", ".npy", ".zarr"):
+        target = tmp_path / f"denoised{suffix}"
+        code, _, err = run(monkeypatch, capsys, "denoise", str(model), str(stack_file), str(target))
+        assert code == 0, err
+    denoised = tifffile.imread(tmp_path / "denoised.tif")
+    assert denoised.shape == (3, 48, 40) and denoised.dtype == np.float32
+
+
+def test_patch_masking_flag(monkeypatch, capsys, tmp_path, stack_file):
+    model = tmp_path / "p.pt"
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "n2v",
+        str(stack_file),
+        "--out",
+        str(model),
+        *TINY,
+        "--masking",
+        "patch",
+    )
+    assert code == 0, err
+    assert torch.load(model, weights_only=True)["training"]["masking"]["mode"] == "patch"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: np.save(p / "x.npy", np.zeros((2, 2, 9, 9), np.float32)), "4-D array"),
+        (lambda p: np.save(p / "x.npy", np.full((16, 16), np.nan, np.float32)), "NaN/inf"),
+        (lambda p: (p / "x.npy").write_text("not numpy"), "cannot read as .npy"),
+        (lambda p: np.save(p / "x.npy", np.full((16, 16), 3, np.float32)), "constant image"),
+        (lambda p: np.save(p / "x.npy", np.random.rand(4, 4)), "smaller than"),
+    ],
+)
+def test_train_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, make, message):
+    make(tmp_path)
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "n2v",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "m.pt"),
+        *TINY,
+    )
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_empty_folder_and_bad_option(monkeypatch, capsys, tmp_path):
+    code, _, err = run(
+        monkeypatch, capsys, "train", "n2v", str(tmp_path), "--out", str(tmp_path / "m.pt")
+    )
+    assert code == 2 and "holds no image files" in err
+    (tmp_path / "a.npy").write_bytes(b"")
+    np.save(tmp_path / "a.npy", np.random.rand(16, 16))
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "n2v",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--masking",
+        "diagonal",
+    )
+    assert code == 2 and err.startswith("error: masking options: mode")
+
+
+def test_denoise_errors(monkeypatch, capsys, tmp_path, stack_file):
+    (tmp_path / "foreign.pt").write_text("nope")
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "denoise",
+        str(tmp_path / "foreign.pt"),
+        str(stack_file),
+        str(tmp_path / "o.tif"),
+    )
+    assert code == 2 and "foreign.pt" in err and err.startswith("error: ")
+    before = stack_file.read_bytes()
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "denoise",
+        str(tmp_path / "foreign.pt"),
+        str(stack_file),
+        str(stack_file),
+    )
+    assert code == 2 and "overwrite an input" in err
+    assert stack_file.read_bytes() == before
+    assert not (tmp_path / "o.tif").exists()

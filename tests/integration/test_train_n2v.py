@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+import semdenoise as sd
+from semdenoise.errors import InputError
+from semdenoise.training.runner import checkpoint_dir_for
+
+QUICK = sd.TrainConfig(steps=6, batch_size=2, val_fraction=0.0, checkpoint_every=2)
+
+
+def weights(model: sd.TrainedModel) -> dict[str, torch.Tensor]:
+    return model.denoiser.state_dict()
+
+
+def test_training_writes_a_model_that_denoises_in_the_input_scale(tmp_path, noisy_stack, tiny_unet):
+    _, noisy = noisy_stack
+    out = tmp_path / "n2v.pt"
+    model = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK, out=out)
+    assert out.is_file() and (checkpoint_dir_for(out) / "last.ckpt").is_file()
+    assert model.training["steps"] == 6
+    assert model.normalization.mean == pytest.approx(float(noisy.mean()), rel=1e-4)
+    denoised = sd.denoise(out, noisy)
+    assert denoised.shape == noisy.shape and denoised.dtype == np.float32
+    assert abs(float(denoised.mean()) - float(noisy.mean())) < 0.5 * float(noisy.std())
+
+
+def test_n2v_learns_to_denoise(noisy_stack):
+    clean, noisy = noisy_stack
+    model = sd.train_n2v(
+        noisy,
+        unet=sd.UNetConfig(depth=2, base_channels=8),
+        masking=sd.MaskingConfig(n_masked=64),
+        train=sd.TrainConfig(steps=150, batch_size=3, learning_rate=2e-3, val_fraction=0.0),
+    )
+    before = np.mean((noisy - clean) ** 2)
+    after = np.mean((sd.denoise(model, noisy) - clean) ** 2)
+    assert after < 0.6 * before
+
+
+def test_same_seed_same_weights_and_prediction(noisy_stack, tiny_unet):
+    _, noisy = noisy_stack
+    first = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK)
+    second = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK)
+    other = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK.model_copy(update={"seed": 1}))
+    for name, value in weights(first).items():
+        assert torch.equal(value, weights(second)[name]), name
+    assert any(not torch.equal(v, weights(other)[k]) for k, v in weights(first).items())
+    np.testing.assert_array_equal(sd.denoise(first, noisy[0]), sd.denoise(second, noisy[0]))
+
+
+def test_resume_continues_to_the_requested_steps(tmp_path, noisy_stack, tiny_unet):
+    _, noisy = noisy_stack
+    out = tmp_path / "n2v.pt"
+    sd.train_n2v(noisy, unet=tiny_unet, train=QUICK.model_copy(update={"steps": 4}), out=out)
+    resumed = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK, out=out, resume=True)
+    assert resumed.training["steps"] == 6
+    straight = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK)
+    # the resumed run restores weights, optimiser and generator: it ends where a straight
+    # run ends, up to the learning-rate schedule planned for 4 steps in the first leg
+    assert resumed.training["steps"] == straight.training["steps"]
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, noisy_stack, tiny_unet):
+    with pytest.raises(InputError, match="no checkpoint found"):
+        sd.train_n2v(
+            noisy_stack[1], unet=tiny_unet, train=QUICK, out=tmp_path / "m.pt", resume=True
+        )
+
+
+def test_time_limit_stops_early_and_still_returns_a_model(noisy_stack, tiny_unet):
+    _, noisy = noisy_stack
+    train = sd.TrainConfig(steps=100_000, max_minutes=0.02, val_fraction=0.0)
+    model = sd.train_n2v(noisy, unet=tiny_unet, train=train)
+    assert 0 < model.training["steps"] < 100_000
+    assert model.training["seconds"] < 10
+
+
+@pytest.mark.parametrize(
+    "masking",
+    [
+        sd.MaskingConfig(mode="patch", patch_size=32),
+        sd.MaskingConfig(replacement="median"),
+    ],
+)
+def test_patch_and_median_modes_train(masking, noisy_stack, tiny_unet):
+    model = sd.train_n2v(noisy_stack[1], unet=tiny_unet, masking=masking, train=QUICK)
+    assert model.training["masking"]["mode"] == masking.mode
+
+
+def test_validation_split_by_image_reports_a_loss(noisy_stack, tiny_unet):
+    train = sd.TrainConfig(steps=4, val_fraction=0.34, val_every=2)
+    model = sd.train_n2v(noisy_stack[1], unet=tiny_unet, train=train)
+    assert model.training["validation_images"] == 1
+    assert np.isfinite(model.training["metrics"]["val_loss"])
+
+
+def test_images_of_different_sizes_train_together(tiny_unet):
+    rng = np.random.default_rng(0)
+    images = [
+        rng.normal(size=(32, 40)).astype(np.float32),
+        rng.normal(size=(24, 24)).astype(np.float32),
+    ]
+    model = sd.train_n2v(images, unet=tiny_unet, train=QUICK)
+    assert model.training["images"] == 2
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ([np.ones((32, 32), np.float32)], r"images\[0\]: constant image"),
+        ([np.zeros((4, 32), np.float32) + np.arange(32)], "smaller than the 8x8"),
+        ([], "empty list"),
+        ([np.zeros((2, 2, 16, 16), np.float32)], "4-D array"),
+    ],
+)
+def test_bad_training_input_is_a_one_line_error(images, message, tiny_unet, tmp_path):
+    with pytest.raises(InputError, match=message):
+        sd.train_n2v(images, unet=tiny_unet, train=QUICK, out=tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_nan_loss_stops_with_the_step(noisy_stack, tiny_unet, monkeypatch):
+    import semdenoise.training.n2v as n2v
+
+    monkeypatch.setattr(n2v, "n2v_loss", lambda *a: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(sd.TrainingError, match="became nan at step 0"):
+        sd.train_n2v(noisy_stack[1], unet=tiny_unet, train=QUICK)

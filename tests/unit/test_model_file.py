@@ -1,0 +1,88 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import semdenoise as sd
+from semdenoise.errors import ModelFileError
+from semdenoise.io.model_file import model_to_dict
+from semdenoise.models.trained import TrainedModel
+from semdenoise.models.unet import UNet
+from semdenoise.normalization import Normalization
+
+
+@pytest.fixture
+def model(tiny_unet) -> TrainedModel:
+    torch.manual_seed(0)
+    return TrainedModel(
+        kind="n2v",
+        networks={"denoiser": UNet(tiny_unet).eval()},
+        normalization=Normalization(mean=10.0, std=2.0),
+        training={"steps": 3},
+    )
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, model):
+    sd.save_model(model, tmp_path / "m.pt")
+    loaded = sd.load_model(tmp_path / "m.pt")
+    image = np.random.default_rng(0).normal(10, 2, size=(24, 24)).astype(np.float32)
+    np.testing.assert_array_equal(sd.denoise(model, image), sd.denoise(loaded, image))
+    assert loaded.normalization == model.normalization and loaded.training == {"steps": 3}
+
+
+def test_file_is_plain_data_for_weights_only_load(tmp_path, model):
+    sd.save_model(model, tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["format"] == "semdenoise-model"
+    assert payload["networks"]["denoiser"]["config"]["residual"] is True
+
+
+class RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_file_that_would_run_code_is_refused(tmp_path, model, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    payload = model_to_dict(model)
+    payload["training"] = {"evil": RunsCode()}
+    torch.save(payload, tmp_path / "evil.pt")
+    with pytest.raises(ModelFileError, match="could run code"):
+        sd.load_model(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_plain_pickle_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(RunsCode()))
+    with pytest.raises(ModelFileError):
+        sd.load_model(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_foreign_and_incompatible_files(tmp_path, model):
+    sd.save_model(model, tmp_path / "m.pt")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated or foreign"):
+        sd.load_model(tmp_path / "cut.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not a semdenoise model"):
+        sd.load_model(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ModelFileError, match="truncated or foreign"):
+        sd.load_model(tmp_path / "text.pt")
+    payload = model_to_dict(model)
+    payload["networks"]["denoiser"]["config"]["base_channels"] = 8
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(ModelFileError, match="incompatible model file"):
+        sd.load_model(tmp_path / "mismatch.pt")
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(ModelFileError, match="version 99"):
+        sd.load_model(tmp_path / "future.pt")
+    with pytest.raises(ModelFileError, match="no such model file"):
+        sd.load_model(tmp_path / "absent.pt")
