@@ -68,6 +68,7 @@ def train_n2v_command(
     val_fraction: Annotated[float, typer.Option(help=_help(TrainConfig, "val_fraction"))] = 0.1,
     depth: Annotated[int, typer.Option(help=_help(UNetConfig, "depth"))] = 2,
     base_channels: Annotated[int, typer.Option(help=_help(UNetConfig, "base_channels"))] = 32,
+    residual: Annotated[bool, typer.Option(help=_help(UNetConfig, "residual"))] = True,
     device: Annotated[str, typer.Option(help=_help(TrainConfig, "device"))] = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -95,7 +96,11 @@ def train_n2v_command(
         _given(mode=masking, replacement=replacement, n_masked=n_masked),
         source="masking options",
     )
-    unet = parse(UNetConfig, {"depth": depth, "base_channels": base_channels}, source="network")
+    unet = parse(
+        UNetConfig,
+        {"depth": depth, "base_channels": base_channels, "residual": residual},
+        source="network",
+    )
     model = train_n2v(
         images, unet=unet, masking=mask, train=train, out=out, resume=resume, progress=progress
     )
@@ -121,6 +126,9 @@ def denoise_command(
         int | None, typer.Option(help="Windows per forward pass (default: ~2 megapixels).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    tta: Annotated[
+        bool, typer.Option(help="Average over the 8 rotations/flips (8x slower).")
+    ] = False,
 ) -> None:
     """Denoise an image or stack; writes float32 in the input's intensity scale."""
     from semdenoise.io import load_model, read_image, write_image

@@ -34,7 +34,9 @@ class UNetConfig(_Config):
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(1, ge=1)
     residual: bool = Field(
-        True, description="Add the input to the output (denoiser); False gives logits."
+        True,
+        description="Add the input to the output (the paper's residual denoiser); "
+        "off, the network predicts the image directly (segmenters: always off).",
     )
     negative_slope: float = Field(0.01, ge=0.0, lt=1.0, description="LeakyReLU slope.")
 

@@ -39,7 +39,7 @@ TINY = [
 @pytest.fixture
 def stack_file(tmp_path, noisy_stack):
     path = tmp_path / "noisy.tif"
-    tifffile.imwrite(path, noisy_stack[1].astype(np.uint16))
+    tifffile.imwrite(path, noisy_stack[1].astype(np.uint16), photometric="minisblack")
     return path
 
 

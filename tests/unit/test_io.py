@@ -40,7 +40,11 @@ def test_reads_ome_zarr_full_resolution_level(tmp_path):
 
 
 def test_training_images_from_folder_and_stack(tmp_path):
-    tifffile.imwrite(tmp_path / "stack.tif", np.random.rand(3, 16, 16).astype(np.float32))
+    tifffile.imwrite(
+        tmp_path / "stack.tif",
+        np.random.rand(3, 16, 16).astype(np.float32),
+        photometric="minisblack",
+    )
     np.save(tmp_path / "single.npy", np.random.rand(16, 20))
     named = read_training_images(tmp_path)
     assert len(named) == 4

@@ -86,3 +86,13 @@ def test_truncated_foreign_and_incompatible_files(tmp_path, model):
         sd.load_model(tmp_path / "future.pt")
     with pytest.raises(ModelFileError, match="no such model file"):
         sd.load_model(tmp_path / "absent.pt")
+
+
+def test_tta_keeps_the_shape_and_inverts_each_symmetry(model):
+    image = np.random.default_rng(1).normal(10, 2, size=(20, 28)).astype(np.float32)
+    averaged = sd.denoise(model, image, tta=True)
+    assert averaged.shape == image.shape
+    from semdenoise.predict.denoise import _symmetry, _symmetry_inverse
+
+    for k in range(8):
+        np.testing.assert_array_equal(_symmetry_inverse(_symmetry(image, k), k), image)

@@ -34,9 +34,10 @@ def load_training_images(images: ImagesLike, *, min_size: int) -> list[tuple[str
         named = []
         for index, array in enumerate(arrays):
             array = check_image(array, source=f"images[{index}]")
-            planes = array if array.ndim == 3 else array[None]
-            suffix = (lambda z: f"[{z}]") if array.ndim == 3 else (lambda z: "")
-            named.extend((f"images[{index}]{suffix(z)}", plane) for z, plane in enumerate(planes))
+            if array.ndim == 2:
+                named.append((f"images[{index}]", array))
+            else:
+                named.extend((f"images[{index}][{z}]", plane) for z, plane in enumerate(array))
     for source, image in named:
         check_min_size(image, min_size, source=source)
         check_not_constant(image, source=source)

@@ -150,7 +150,7 @@ def train_n2v(
         if val_ids
         else None
     )
-    denoiser = seeded_unet(unet.model_copy(update={"residual": True}), train.seed)
+    denoiser = seeded_unet(unet, train.seed)
     module = N2VModule(denoiser, masking, train, train_bank, val_bank)
     val_loader = (
         torch.utils.data.DataLoader(range(val_bank.count), batch_size=None)

@@ -212,9 +212,14 @@ def run_training(
     )
     train_loader = torch.utils.data.DataLoader(StepIndices(), batch_size=None, shuffle=False)
     with warnings.catch_warnings():
-        # Our loaders yield step numbers only; worker advice does not apply.
+        # Lightning's advice does not apply here: the loaders yield step numbers only (the
+        # data is sampled in the step by a generator that checkpoints restore), and a
+        # run without validation images has no val loader on purpose.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*The number of training batches.*")
+        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+        warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
+        warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
         trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
