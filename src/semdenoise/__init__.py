@@ -6,19 +6,24 @@ The notebook API::
     model = sd.train_n2v(noisy_stack, train=sd.TrainConfig(max_minutes=10))
     denoised = sd.denoise(model, noisy_image)
     sd.save_model(model, "n2v.pt"); model = sd.load_model("n2v.pt")
+    seg = sd.train_seg(noisy_stack, masks)                         # a segmenter
+    joint = sd.train_joint(noisy_stack, labels=masks)              # Eq. 3
+    joint = sd.train_joint(plaques, style_segmenter=somata_seg)    # Eq. 4
+    mask = sd.segment(joint, noisy_image)
 """
 
-from semdenoise.config import MaskingConfig, TrainConfig, UNetConfig
+from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
 from semdenoise.errors import InputError, ModelFileError, SemdenoiseError, TrainingError
 from semdenoise.io import load_model, read_image, save_model, write_image
 from semdenoise.models.trained import TrainedModel
-from semdenoise.predict import denoise
-from semdenoise.training import train_n2v
+from semdenoise.predict import denoise, segment
+from semdenoise.training import train_joint, train_n2v, train_seg
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InputError",
+    "JointConfig",
     "MaskingConfig",
     "ModelFileError",
     "SemdenoiseError",
@@ -30,6 +35,9 @@ __all__ = [
     "load_model",
     "read_image",
     "save_model",
+    "segment",
+    "train_joint",
     "train_n2v",
+    "train_seg",
     "write_image",
 ]

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from semdenoise.config import MaskingConfig, TrainConfig, UNetConfig, parse
+from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig, parse
 from semdenoise.errors import InputError, SemdenoiseError
 
 app = typer.Typer(
@@ -31,84 +31,27 @@ def _help(config: type, field: str) -> str:
     return config.model_fields[field].description or ""
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
-
-
-def _refuse_overwrite(out: Path, *inputs: Path) -> None:
-    from semdenoise.io.images import same_path
-
-    for source in inputs:
-        if source.exists() and same_path(out, source):
-            raise InputError(f"{out}: output would overwrite an input; choose another name")
-
-
-@train_app.command("n2v")
-def train_n2v_command(
-    images: Annotated[Path, typer.Argument(help="Image, stack (TIFF/NPY/Zarr/PNG) or folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Model file to write (.pt).")],
-    steps: Annotated[int | None, typer.Option(help=_help(TrainConfig, "steps"))] = None,
-    max_minutes: Annotated[
-        float | None, typer.Option(help=_help(TrainConfig, "max_minutes"))
-    ] = None,
-    seed: Annotated[int, typer.Option(help=_help(TrainConfig, "seed"))] = 0,
-    checkpoint_every: Annotated[
-        int, typer.Option(help=_help(TrainConfig, "checkpoint_every"))
-    ] = 500,
-    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint.")] = False,
-    masking: Annotated[str, typer.Option(help=_help(MaskingConfig, "mode"))] = "grid",
-    replacement: Annotated[
-        str, typer.Option(help=_help(MaskingConfig, "replacement"))
-    ] = "neighbour",
-    n_masked: Annotated[int | None, typer.Option(help=_help(MaskingConfig, "n_masked"))] = None,
-    batch_size: Annotated[int | None, typer.Option(help=_help(TrainConfig, "batch_size"))] = None,
-    crop_size: Annotated[int | None, typer.Option(help=_help(TrainConfig, "crop_size"))] = None,
-    learning_rate: Annotated[float, typer.Option(help=_help(TrainConfig, "learning_rate"))] = 4e-4,
-    val_fraction: Annotated[float, typer.Option(help=_help(TrainConfig, "val_fraction"))] = 0.1,
-    depth: Annotated[int, typer.Option(help=_help(UNetConfig, "depth"))] = 2,
-    base_channels: Annotated[int, typer.Option(help=_help(UNetConfig, "base_channels"))] = 32,
-    residual: Annotated[bool, typer.Option(help=_help(UNetConfig, "residual"))] = True,
-    device: Annotated[str, typer.Option(help=_help(TrainConfig, "device"))] = "auto",
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-) -> None:
-    """Train a Noise2Void denoiser (grid masking on full images by default)."""
-    from semdenoise.training import train_n2v
-
-    _refuse_overwrite(out, images)
-    train = parse(
-        TrainConfig,
-        _given(
-            steps=steps,
-            max_minutes=max_minutes,
-            seed=seed,
-            checkpoint_every=checkpoint_every,
-            batch_size=batch_size,
-            crop_size=crop_size,
-            learning_rate=learning_rate,
-            val_fraction=val_fraction,
-            device=device,
-        ),
-        source="train options",
-    )
-    mask = parse(
-        MaskingConfig,
-        _given(mode=masking, replacement=replacement, n_masked=n_masked),
-        source="masking options",
-    )
-    unet = parse(
-        UNetConfig,
-        {"depth": depth, "base_channels": base_channels, "residual": residual},
-        source="network",
-    )
-    model = train_n2v(
-        images, unet=unet, masking=mask, train=train, out=out, resume=resume, progress=progress
-    )
-    summary = model.training
-    typer.echo(
-        f"wrote {out}: {summary['steps']} steps in {summary['seconds']:.0f} s on "
-        f"{summary['images']} image(s)"
-    )
+# Options shared by every training command (DESIGN.md: "same training flags").
+Images = Annotated[Path, typer.Argument(help="Image, stack (TIFF/NPY/Zarr/PNG) or folder.")]
+Out = Annotated[Path, typer.Option("--out", help="Model file to write (.pt).")]
+Steps = Annotated[int | None, typer.Option(help=_help(TrainConfig, "steps"))]
+MaxMinutes = Annotated[float | None, typer.Option(help=_help(TrainConfig, "max_minutes"))]
+Seed = Annotated[int, typer.Option(help=_help(TrainConfig, "seed"))]
+CheckpointEvery = Annotated[int, typer.Option(help=_help(TrainConfig, "checkpoint_every"))]
+Resume = Annotated[bool, typer.Option(help="Continue from the latest checkpoint.")]
+BatchSize = Annotated[int | None, typer.Option(help=_help(TrainConfig, "batch_size"))]
+CropSize = Annotated[int | None, typer.Option(help=_help(TrainConfig, "crop_size"))]
+LearningRate = Annotated[float, typer.Option(help=_help(TrainConfig, "learning_rate"))]
+ValFraction = Annotated[float, typer.Option(help=_help(TrainConfig, "val_fraction"))]
+Depth = Annotated[int, typer.Option(help=_help(UNetConfig, "depth"))]
+BaseChannels = Annotated[int, typer.Option(help=_help(UNetConfig, "base_channels"))]
+Residual = Annotated[bool, typer.Option(help=_help(UNetConfig, "residual"))]
+Device = Annotated[str, typer.Option(help=_help(TrainConfig, "device"))]
+Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+Masking = Annotated[str, typer.Option(help=_help(MaskingConfig, "mode"))]
+Replacement = Annotated[str, typer.Option(help=_help(MaskingConfig, "replacement"))]
+NMasked = Annotated[int | None, typer.Option(help=_help(MaskingConfig, "n_masked"))]
+Labels = Annotated[Path, typer.Option("--labels", help="Masks or label images matching IMAGES.")]
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -116,16 +59,215 @@ def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _refuse_overwrite(out: Path, *inputs: Path | None) -> None:
+    from semdenoise.io.images import same_path
+
+    for source in inputs:
+        if source is not None and source.exists() and same_path(out, source):
+            raise InputError(f"{out}: output would overwrite an input; choose another name")
+
+
+def _configs(**options: Any) -> dict[str, Any]:
+    """Validated configs from the shared training options."""
+    train_fields = set(TrainConfig.model_fields)
+    train = parse(
+        TrainConfig,
+        _given(**{k: v for k, v in options.items() if k in train_fields}),
+        source="train options",
+    )
+    unet = parse(
+        UNetConfig,
+        _given(**{k: options.get(k) for k in ("depth", "base_channels", "residual")}),
+        source="network options",
+    )
+    masking = parse(
+        MaskingConfig,
+        _given(
+            mode=options.get("masking"),
+            replacement=options.get("replacement"),
+            n_masked=options.get("n_masked"),
+        ),
+        source="masking options",
+    )
+    return {"train": train, "unet": unet, "masking": masking}
+
+
+def _report_trained(out: Path, model: Any) -> None:
+    summary = model.training
+    typer.echo(
+        f"wrote {out}: {summary['steps']} steps in {summary['seconds']:.0f} s on "
+        f"{summary['images']} image(s)"
+    )
+
+
+@train_app.command("n2v")
+def train_n2v_command(
+    images: Images,
+    out: Out,
+    steps: Steps = None,
+    max_minutes: MaxMinutes = None,
+    seed: Seed = 0,
+    checkpoint_every: CheckpointEvery = 500,
+    resume: Resume = False,
+    masking: Masking = "grid",
+    replacement: Replacement = "neighbour",
+    n_masked: NMasked = None,
+    batch_size: BatchSize = None,
+    crop_size: CropSize = None,
+    learning_rate: LearningRate = 4e-4,
+    val_fraction: ValFraction = 0.1,
+    depth: Depth = 2,
+    base_channels: BaseChannels = 32,
+    residual: Residual = True,
+    device: Device = "auto",
+    progress: Progress = True,
+) -> None:
+    """Train a Noise2Void denoiser (grid masking on full images by default)."""
+    from semdenoise.training import train_n2v
+
+    _refuse_overwrite(out, images)
+    configs = _configs(**locals())
+    model = train_n2v(images, **configs, out=out, resume=resume, progress=progress)
+    _report_trained(out, model)
+
+
+@train_app.command("seg")
+def train_seg_command(
+    images: Images,
+    labels: Labels,
+    out: Out,
+    loss: Annotated[
+        str, typer.Option(help="bce, dice, bce+dice, or mse (a style segmenter).")
+    ] = "bce",
+    steps: Steps = None,
+    max_minutes: MaxMinutes = None,
+    seed: Seed = 0,
+    checkpoint_every: CheckpointEvery = 500,
+    resume: Resume = False,
+    batch_size: BatchSize = None,
+    crop_size: CropSize = None,
+    learning_rate: LearningRate = 4e-4,
+    val_fraction: ValFraction = 0.1,
+    depth: Depth = 2,
+    base_channels: BaseChannels = 32,
+    device: Device = "auto",
+    progress: Progress = True,
+) -> None:
+    """Train a segmenter on images and their labels (any non-zero label is foreground)."""
+    from semdenoise.training import train_seg
+
+    _refuse_overwrite(out, images, labels)
+    if loss not in ("bce", "dice", "bce+dice", "mse"):
+        raise InputError(f"--loss {loss!r}: expected bce, dice, bce+dice or mse")
+    configs = _configs(**locals())
+    model = train_seg(
+        images,
+        labels,
+        unet=configs["unet"],
+        loss=loss,
+        train=configs["train"],
+        out=out,
+        resume=resume,
+        progress=progress,
+    )
+    _report_trained(out, model)
+
+
+@train_app.command("joint")
+def train_joint_command(
+    images: Images,
+    out: Out,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels matching IMAGES: supervised mode (Eq. 3).")
+    ] = None,
+    style_segmenter: Annotated[
+        Path | None,
+        typer.Option(help="Segmenter of a related task, frozen: unsupervised mode (Eq. 4)."),
+    ] = None,
+    init: Annotated[Path | None, typer.Option(help="Start the denoiser from an N2V model.")] = None,
+    denoise_weight: Annotated[
+        float | None, typer.Option(help=_help(JointConfig, "denoise_weight"))
+    ] = None,
+    segment_weight: Annotated[
+        float | None, typer.Option(help=_help(JointConfig, "segment_weight"))
+    ] = None,
+    pretrain_fraction: Annotated[
+        float, typer.Option(help=_help(JointConfig, "pretrain_fraction"))
+    ] = 0.1,
+    style_gradient: Annotated[
+        bool, typer.Option(help=_help(JointConfig, "style_gradient"))
+    ] = False,
+    steps: Steps = None,
+    max_minutes: MaxMinutes = None,
+    seed: Seed = 0,
+    checkpoint_every: CheckpointEvery = 500,
+    resume: Resume = False,
+    masking: Masking = "grid",
+    replacement: Replacement = "neighbour",
+    n_masked: NMasked = None,
+    batch_size: BatchSize = None,
+    crop_size: CropSize = None,
+    learning_rate: LearningRate = 4e-4,
+    val_fraction: ValFraction = 0.1,
+    depth: Depth = 2,
+    base_channels: BaseChannels = 32,
+    residual: Residual = True,
+    device: Device = "auto",
+    progress: Progress = True,
+) -> None:
+    """Train denoiser and segmenter end to end: with --labels (Eq. 3) or with a frozen
+    --style-segmenter (Eq. 4)."""
+    from semdenoise.training import train_joint
+
+    _refuse_overwrite(out, images, labels, style_segmenter, init)
+    configs = _configs(**locals())
+    joint = parse(
+        JointConfig,
+        _given(
+            denoise_weight=denoise_weight,
+            segment_weight=segment_weight,
+            pretrain_fraction=pretrain_fraction,
+            style_gradient=style_gradient,
+        ),
+        source="joint options",
+    )
+    model = train_joint(
+        images,
+        labels=labels,
+        style_segmenter=style_segmenter,
+        init=init,
+        joint=joint,
+        **configs,
+        out=out,
+        resume=resume,
+        progress=progress,
+    )
+    _report_trained(out, model)
+
+
+Model = Annotated[Path, typer.Argument(help="Model file.")]
+Source = Annotated[Path, typer.Argument(metavar="IN", help="Image or stack.")]
+Target = Annotated[Path, typer.Argument(metavar="OUT", help="Output (.tif, .npy, .zarr).")]
+TileSize = Annotated[int, typer.Option(help="Largest window side fed to the network.")]
+WindowBatch = Annotated[
+    int | None, typer.Option("--batch-size", help="Windows per pass (default: ~2 megapixels).")
+]
+PredictDevice = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+
+
+def _check_prediction_options(tile_size: int, batch_size: int | None) -> None:
+    if tile_size < 8 or (batch_size is not None and batch_size < 1):
+        raise InputError("--tile-size must be at least 8 and --batch-size at least 1")
+
+
 @app.command("denoise")
 def denoise_command(
-    model: Annotated[Path, typer.Argument(help="Model file holding a denoiser.")],
-    source: Annotated[Path, typer.Argument(metavar="IN", help="Image or stack to denoise.")],
-    target: Annotated[Path, typer.Argument(metavar="OUT", help="Output (.tif, .npy, .zarr).")],
-    tile_size: Annotated[int, typer.Option(help="Largest window side fed to the network.")] = 1024,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Windows per forward pass (default: ~2 megapixels).")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    model: Model,
+    source: Source,
+    target: Target,
+    tile_size: TileSize = 1024,
+    batch_size: WindowBatch = None,
+    device: PredictDevice = "auto",
     tta: Annotated[
         bool, typer.Option(help="Average over the 8 rotations/flips (8x slower).")
     ] = False,
@@ -135,8 +277,7 @@ def denoise_command(
     from semdenoise.predict import denoise
 
     _refuse_overwrite(target, source, model)
-    if tile_size < 8 or (batch_size is not None and batch_size < 1):
-        raise InputError("--tile-size must be at least 8 and --batch-size at least 1")
+    _check_prediction_options(tile_size, batch_size)
     loaded = load_model(model)
     image = read_image(source)
     denoised = denoise(
@@ -145,10 +286,45 @@ def denoise_command(
         tile_size=tile_size,
         batch_size=batch_size,
         device=device,
+        tta=tta,
         source=str(source),
     )
     write_image(target, denoised, inputs=(source, model))
     typer.echo(f"wrote {target}: {denoised.shape} float32")
+
+
+@app.command("segment")
+def segment_command(
+    model: Model,
+    source: Source,
+    target: Target,
+    probabilities: Annotated[
+        bool, typer.Option(help="Write float32 foreground probabilities, not a 0/1 mask.")
+    ] = False,
+    tile_size: TileSize = 1024,
+    batch_size: WindowBatch = None,
+    device: PredictDevice = "auto",
+) -> None:
+    """Segment an image or stack; writes a uint8 0/1 mask (a joint model segments its
+    own denoised image)."""
+    from semdenoise.io import load_model, read_image, write_image
+    from semdenoise.predict import segment
+
+    _refuse_overwrite(target, source, model)
+    _check_prediction_options(tile_size, batch_size)
+    loaded = load_model(model)
+    image = read_image(source)
+    mask = segment(
+        loaded,
+        image,
+        probabilities=probabilities,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        source=str(source),
+    )
+    write_image(target, mask, inputs=(source, model))
+    typer.echo(f"wrote {target}: {mask.shape} {mask.dtype}")
 
 
 def main() -> None:
@@ -159,24 +335,16 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SemdenoiseError as e:
-        _report(str(e))
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
-            sys.exit(130)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
-
-
-def _report(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.TyperException as e:  # usage errors: unknown option, missing argument
+        e.show()
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

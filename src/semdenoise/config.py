@@ -162,3 +162,38 @@ def load_yaml(config_type: type[_Config], path: str | Path) -> _Config:
     if not isinstance(values, dict):
         raise InputError(f"{path}: expected a mapping of settings, found {type(values).__name__}")
     return parse(config_type, values, source=str(path))
+
+
+SegLoss = Literal["bce", "dice", "bce+dice", "mse"]
+
+
+class JointConfig(_Config):
+    """End-to-end training of denoiser and segmenter (paper §2.2 Eq. 3, §2.3 Eq. 4)."""
+
+    denoise_weight: float | None = Field(
+        None, ge=0.0, description="w1 on the N2V loss (default: 1 supervised, 9 unsupervised)."
+    )
+    segment_weight: float | None = Field(
+        None, ge=0.0, description="w2 on the segmentation/style loss (default: 1.5 / 1)."
+    )
+    pretrain_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Supervised: share of the run spent pre-training a weak segmenter on the "
+        "noisy images before joint training.",
+    )
+    segment_loss: SegLoss = Field("bce", description="Supervised segmentation loss (Eq. 3: bce).")
+    style_gradient: bool = Field(
+        False,
+        description="Unsupervised: let the style loss's gradient flow through the frozen "
+        "segmenter's output too (default: its output is a detached target).",
+    )
+
+    def weights(self, supervised: bool) -> tuple[float, float]:
+        """(w1, w2): the paper's §3.3 values unless set."""
+        default = (1.0, 1.5) if supervised else (9.0, 1.0)
+        return (
+            default[0] if self.denoise_weight is None else self.denoise_weight,
+            default[1] if self.segment_weight is None else self.segment_weight,
+        )

@@ -169,3 +169,101 @@ def test_denoise_errors(monkeypatch, capsys, tmp_path, stack_file):
     assert code == 2 and "overwrite an input" in err
     assert stack_file.read_bytes() == before
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_file, noisy_stack):
+    clean, _ = noisy_stack
+    labels = tmp_path / "masks.tif"
+    tifffile.imwrite(
+        labels, (clean > np.percentile(clean, 80)).astype(np.uint8), photometric="minisblack"
+    )
+    small = [
+        "--steps",
+        "3",
+        "--depth",
+        "1",
+        "--base-channels",
+        "4",
+        "--val-fraction",
+        "0",
+        "--no-progress",
+    ]
+    seg, joint = tmp_path / "seg.pt", tmp_path / "joint.pt"
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "seg",
+        str(stack_file),
+        "--labels",
+        str(labels),
+        "--out",
+        str(seg),
+        "--loss",
+        "mse",
+        *small,
+    )
+    assert code == 0, err
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "joint",
+        str(stack_file),
+        "--labels",
+        str(labels),
+        "--out",
+        str(joint),
+        *small,
+    )
+    assert code == 0, err
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "joint",
+        str(stack_file),
+        "--style-segmenter",
+        str(seg),
+        "--out",
+        str(tmp_path / "u.pt"),
+        *small,
+    )
+    assert code == 0, err
+    assert torch.load(tmp_path / "u.pt", weights_only=True)["training"]["mode"] == "unsupervised"
+    code, _, err = run(
+        monkeypatch, capsys, "segment", str(joint), str(stack_file), str(tmp_path / "mask.tif")
+    )
+    assert code == 0, err
+    assert tifffile.imread(tmp_path / "mask.tif").dtype == np.uint8
+    code, _, err = run(
+        monkeypatch, capsys, "denoise", str(joint), str(stack_file), str(tmp_path / "d.npy")
+    )
+    assert code == 0, err
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "joint",
+        str(stack_file),
+        "--style-segmenter",
+        str(joint.with_name("missing.pt")),
+        "--out",
+        str(tmp_path / "x.pt"),
+        *small,
+    )
+    assert code == 2 and "missing.pt" in err
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "seg",
+        str(stack_file),
+        "--labels",
+        str(stack_file.with_name("absent.tif")),
+        "--out",
+        str(tmp_path / "y.pt"),
+        *small,
+    )
+    assert code == 2 and "absent.tif: no such file" in err
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()

@@ -19,6 +19,7 @@ def test_training_writes_a_model_that_denoises_in_the_input_scale(tmp_path, nois
     model = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK, out=out)
     assert out.is_file() and (checkpoint_dir_for(out) / "last.ckpt").is_file()
     assert model.training["steps"] == 6
+    assert model.training["blind_spot_mse"] > 0
     assert model.normalization.mean == pytest.approx(float(noisy.mean()), rel=1e-4)
     denoised = sd.denoise(out, noisy)
     assert denoised.shape == noisy.shape and denoised.dtype == np.float32

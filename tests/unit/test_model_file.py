@@ -96,3 +96,18 @@ def test_tta_keeps_the_shape_and_inverts_each_symmetry(model):
 
     for k in range(8):
         np.testing.assert_array_equal(_symmetry_inverse(_symmetry(image, k), k), image)
+
+
+def test_known_noise_blend_weight_follows_the_stored_blind_spot_error(model):
+    from semdenoise.predict.denoise import center_weight
+
+    model.training["blind_spot_mse"] = 100.0
+    assert center_weight(model, 5.0) == pytest.approx(0.75)
+    assert center_weight(model, 20.0) == 0.0
+    image = np.random.default_rng(2).normal(10, 2, size=(16, 16)).astype(np.float32)
+    np.testing.assert_allclose(sd.denoise(model, image, noise_sigma=0.0), image, rtol=1e-6)
+    with pytest.raises(sd.InputError, match="noise sigma must be"):
+        sd.denoise(model, image, noise_sigma=-1.0)
+    del model.training["blind_spot_mse"]
+    with pytest.raises(sd.InputError, match="no stored blind-spot error"):
+        sd.denoise(model, image, noise_sigma=1.0)

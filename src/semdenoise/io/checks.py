@@ -46,3 +46,34 @@ def check_not_constant(image: np.ndarray, *, source: str) -> None:
     """Refuse a training image that carries no signal (all pixels equal)."""
     if float(image.max()) == float(image.min()):
         raise InputError(f"{source}: constant image (every pixel is {float(image.min())!r})")
+
+
+def check_labels(labels: np.ndarray, *, source: str) -> np.ndarray:
+    """Return a mask or label image as uint8 {0, 1} (any non-zero is foreground)."""
+    labels = np.asarray(labels)
+    if labels.dtype != bool and not (
+        np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
+    ):
+        raise InputError(f"{source}: unsupported label type {labels.dtype}")
+    if labels.ndim not in (2, 3):
+        raise InputError(
+            f"{source}: {labels.ndim}-D labels of shape {labels.shape}, expected 2-D or 3-D"
+        )
+    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
+        raise InputError(f"{source}: labels hold NaN/inf values")
+    return (labels != 0).astype(np.uint8)
+
+
+def check_pairs(images: list[tuple[str, np.ndarray]], labels: list[tuple[str, np.ndarray]]) -> None:
+    """Labels must match images one to one: same count, same shape, slice by slice."""
+    if len(images) != len(labels):
+        raise InputError(
+            f"{len(labels)} label slice(s) for {len(images)} image slice(s): labels must "
+            "match images one to one"
+        )
+    for (image_source, image), (label_source, label) in zip(images, labels, strict=True):
+        if image.shape != label.shape:
+            raise InputError(
+                f"{label_source}: labels of shape {label.shape} do not match "
+                f"{image_source} of shape {image.shape}"
+            )

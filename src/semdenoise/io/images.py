@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from semdenoise.errors import InputError
-from semdenoise.io.checks import check_image
+from semdenoise.io.checks import check_image, check_labels
 
 SUPPORTED_INPUTS = (".tif", ".tiff", ".png", ".npy", ".zarr")
 SUPPORTED_OUTPUTS = (".tif", ".tiff", ".npy", ".zarr")
@@ -69,6 +69,19 @@ def _open_zarr_array(path: Path):
     raise InputError(f"{path}: Zarr group holds no image array (no multiscales, no '0')")
 
 
+def _read_file(path: Path) -> np.ndarray:
+    """The raw array of one file; a missing or unreadable file is a one-line InputError."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    try:
+        return _read_raw(path)
+    except InputError:
+        raise
+    except Exception as e:  # any reader failure is an unreadable file, said in one line
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"{path}: cannot read as {_suffix(path)} image: {reason}") from e
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one 2-D image or 3-D (Z, Y, X) stack as float32, checked.
 
@@ -76,16 +89,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     dimensions, or NaN/inf pixels; the message names the file.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    try:
-        raw = _read_raw(path)
-    except InputError:
-        raise
-    except Exception as e:  # any reader failure is an unreadable file, said in one line
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{path}: cannot read as {_suffix(path)} image: {reason}") from e
-    return check_image(raw, source=str(path))
+    return check_image(_read_file(path), source=str(path))
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask or label image (any non-zero is foreground) as uint8 {0, 1}."""
+    path = Path(path)
+    return check_labels(_read_file(path), source=str(path))
 
 
 def list_image_files(folder: Path) -> list[Path]:
@@ -95,12 +105,9 @@ def list_image_files(folder: Path) -> list[Path]:
     )
 
 
-def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
-    """Every 2-D slice of a file, a stack or a folder of such files, named for messages.
-
-    Returns ``(source, image)`` pairs where ``source`` says file and slice, so a later
-    error can point at the exact slice.
-    """
+def _read_slices(
+    path: str | os.PathLike, reader: Callable[[Path], np.ndarray]
+) -> list[tuple[str, np.ndarray]]:
     path = Path(path)
     if path.is_dir() and _suffix(path) != ".zarr":
         files = list_image_files(path)
@@ -108,14 +115,28 @@ def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]
             raise InputError(f"{path}: folder holds no image files ({', '.join(SUPPORTED_INPUTS)})")
     else:
         files = [path]
-    images: list[tuple[str, np.ndarray]] = []
+    slices: list[tuple[str, np.ndarray]] = []
     for file in files:
-        array = read_image(file)
+        array = reader(file)
         if array.ndim == 2:
-            images.append((str(file), array))
+            slices.append((str(file), array))
         else:
-            images.extend((f"{file}[{z}]", plane) for z, plane in enumerate(array))
-    return images
+            slices.extend((f"{file}[{z}]", plane) for z, plane in enumerate(array))
+    return slices
+
+
+def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+    """Every 2-D slice of a file, a stack or a folder of such files, named for messages.
+
+    Returns ``(source, image)`` pairs where ``source`` says file and slice, so a later
+    error can point at the exact slice.
+    """
+    return _read_slices(path, read_image)
+
+
+def read_training_labels(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+    """Every 2-D label slice, in the same order as ``read_training_images`` gives images."""
+    return _read_slices(path, read_labels)
 
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -14,8 +14,15 @@ import numpy as np
 import torch
 
 from semdenoise.errors import InputError
-from semdenoise.io.checks import check_image, check_min_size, check_not_constant
-from semdenoise.io.images import read_training_images
+from semdenoise.io.checks import (
+    check_image,
+    check_labels,
+    check_min_size,
+    check_not_constant,
+    check_pairs,
+)
+from semdenoise.io.images import read_training_images, read_training_labels
+from semdenoise.normalization import Normalization
 
 ImagesLike = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 
@@ -44,6 +51,65 @@ def load_training_images(images: ImagesLike, *, min_size: int) -> list[tuple[str
     return named
 
 
+def load_training_labels(labels: ImagesLike) -> list[tuple[str, np.ndarray]]:
+    """Named uint8 {0, 1} label slices from a path, an array or a list of arrays."""
+    if isinstance(labels, str | os.PathLike):
+        return read_training_labels(labels)
+    arrays = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    named = []
+    for index, array in enumerate(arrays):
+        array = check_labels(array, source=f"labels[{index}]")
+        if array.ndim == 2:
+            named.append((f"labels[{index}]", array))
+        else:
+            named.extend((f"labels[{index}][{z}]", plane) for z, plane in enumerate(array))
+    return named
+
+
+@dataclass
+class TrainingData:
+    """Everything a training mode needs from its inputs, checked and normalised."""
+
+    count: int
+    validation_count: int
+    normalization: Normalization
+    train_bank: ImageBank
+    val_bank: ImageBank | None
+
+
+def prepare_training_data(
+    images: ImagesLike,
+    labels: ImagesLike | None,
+    *,
+    min_size: int,
+    val_fraction: float,
+    seed: int,
+    normalization: Normalization | None = None,
+) -> TrainingData:
+    """Load, check, split by image and normalise (statistics of the training split)."""
+    named = load_training_images(images, min_size=min_size)
+    named_labels = load_training_labels(labels) if labels is not None else None
+    if named_labels is not None:
+        check_pairs(named, named_labels)
+    train_ids, val_ids = split_by_image(len(named), val_fraction, seed=seed)
+    if normalization is None:
+        normalization = Normalization.fit([named[i][1] for i in train_ids])
+
+    def bank(ids: list[int]) -> ImageBank:
+        return ImageBank.from_arrays(
+            [normalization.normalize(named[i][1]) for i in ids],
+            None if named_labels is None else [named_labels[i][1] for i in ids],
+        )
+
+    return TrainingData(
+        count=len(named),
+        validation_count=len(val_ids),
+        normalization=normalization,
+        train_bank=bank(train_ids),
+        val_bank=bank(val_ids) if val_ids else None,
+    )
+
+
 def split_by_image(count: int, val_fraction: float, *, seed: int) -> tuple[list[int], list[int]]:
     """Indices of training and validation images; validation gets ⌊fraction·count⌋."""
     n_val = int(val_fraction * count)
@@ -53,16 +119,23 @@ def split_by_image(count: int, val_fraction: float, *, seed: int) -> tuple[list[
 
 @dataclass
 class ImageBank:
-    """Images grouped into stacks of equal shape, so a batch of full images is one slice."""
+    """Images grouped into stacks of equal shape, so a batch of full images is one slice.
 
-    stacks: list[torch.Tensor]  # each (N, 1, H, W)
+    Channel 0 holds the (normalised) image; a label map, when there is one, rides along
+    as channel 1, so cropping and augmentation keep the two aligned for free.
+    """
+
+    stacks: list[torch.Tensor]  # each (N, C, H, W)
 
     @classmethod
-    def from_arrays(cls, images: Sequence[np.ndarray]) -> ImageBank:
+    def from_arrays(
+        cls, images: Sequence[np.ndarray], labels: Sequence[np.ndarray] | None = None
+    ) -> ImageBank:
         by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
-        for image in images:
-            by_shape.setdefault(image.shape, []).append(image)
-        stacks = [torch.from_numpy(np.stack(group)[:, None]) for group in by_shape.values()]
+        for index, image in enumerate(images):
+            planes = [image] if labels is None else [image, labels[index].astype(np.float32)]
+            by_shape.setdefault(image.shape, []).append(np.stack(planes))
+        stacks = [torch.from_numpy(np.stack(group)) for group in by_shape.values()]
         return cls(stacks=stacks)
 
     def to(self, device: torch.device) -> ImageBank:
@@ -71,6 +144,20 @@ class ImageBank:
     @property
     def count(self) -> int:
         return sum(len(stack) for stack in self.stacks)
+
+    def image(self, index: int) -> torch.Tensor:
+        """The ``index``-th image (over all stacks) as a batch of one, (1, C, H, W)."""
+        for stack in self.stacks:
+            if index < len(stack):
+                return stack[index : index + 1]
+            index -= len(stack)
+        raise IndexError(index)
+
+    def sample(self, batch: int, crop_size: int | None, generator: torch.Generator) -> torch.Tensor:
+        """A training batch: whole images, or random square crops when a size is given."""
+        if crop_size is None:
+            return self.full_images(batch, generator)
+        return self.crops(batch, crop_size, generator)
 
     def _pick_stack(self, generator: torch.Generator) -> torch.Tensor:
         counts = torch.tensor([float(len(s)) for s in self.stacks], device=generator.device)

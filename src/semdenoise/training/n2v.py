@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from semdenoise.config import MaskingConfig, TrainConfig, UNetConfig, default_batch_size
@@ -21,17 +22,13 @@ from semdenoise.masking import mask_batch
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.normalization import Normalization
-from semdenoise.training.data import (
-    ImageBank,
-    ImagesLike,
-    augment,
-    load_training_images,
-    split_by_image,
-)
+from semdenoise.predict.tiling import predict_tiled
+from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
 from semdenoise.training.runner import (
     TrainingModule,
     checkpoint_dir_for,
     run_training,
+    validation_loader,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,30 +52,16 @@ class N2VModule(TrainingModule):
         train_bank: ImageBank,
         val_bank: ImageBank | None = None,
     ) -> None:
-        super().__init__(train)
+        super().__init__(train, train_bank, val_bank)
         self.denoiser = denoiser
         self.masking = masking
         self.batch_size = train.batch_size or default_batch_size(masking)
-        self._train_bank = train_bank
-        self._val_bank = val_bank
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        self._train_bank = self._train_bank.to(self.device)
-        if self._val_bank is not None:
-            self._val_bank = self._val_bank.to(self.device)
-
-    def sample(self) -> torch.Tensor:
-        if self.masking.mode == "patch":
-            return self._train_bank.crops(self.batch_size, self.masking.patch_size, self.generator)
-        if self.train_config.crop_size is not None:
-            return self._train_bank.crops(
-                self.batch_size, self.train_config.crop_size, self.generator
-            )
-        return self._train_bank.full_images(self.batch_size, self.generator)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        noisy = self.sample()
+        crop = (
+            self.masking.patch_size if self.masking.mode == "patch" else self.train_config.crop_size
+        )
+        noisy = self._train_bank.sample(self.batch_size, crop, self.generator)
         if self.train_config.augment:
             noisy = augment(noisy, self.generator)
         masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
@@ -92,16 +75,29 @@ class N2VModule(TrainingModule):
         # Fixed masks per validation image, so successive validations are comparable.
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.train_config.seed + 1_000_003 * (batch_idx + 1))
-        stack_index, image_index = self._val_index[batch_idx]
-        noisy = self._val_bank.stacks[stack_index][image_index : image_index + 1]
+        noisy = self._val_bank.image(batch_idx)
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
         loss = n2v_loss(self.denoiser(masked), noisy, positions)
         self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=1)
 
-    @property
-    def _val_index(self) -> list[tuple[int, int]]:
-        return [(s, i) for s, stack in enumerate(self._val_bank.stacks) for i in range(len(stack))]
+
+def blind_spot_mse(
+    denoiser: UNet, bank: ImageBank, normalization: Normalization, *, max_pixels: int = 4_000_000
+) -> float:
+    """Mean squared difference between the prediction and the noisy training images, in
+    the input's units (on up to ``max_pixels``). For pixel-independent noise it is the
+    prediction's error plus the noise variance: what ``denoise(noise_sigma=...)`` needs
+    to weigh the prediction against the observed pixel."""
+    total, count = 0.0, 0
+    for index in range(bank.count):
+        image = bank.image(index)[0, 0].cpu().numpy()
+        predicted = predict_tiled(denoiser, image)
+        total += float(np.square(predicted - image, dtype=np.float64).sum())
+        count += image.size
+        if count >= max_pixels:
+            break
+    return total / count * normalization.std**2
 
 
 def train_n2v(
@@ -139,41 +135,29 @@ def train_n2v(
     train = train or TrainConfig()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    named = load_training_images(images, min_size=unet.min_size)
-    train_ids, val_ids = split_by_image(len(named), train.val_fraction, seed=train.seed)
-    if not val_ids:
-        logger.info("%d image(s): too few to hold any out for validation", len(named))
-    normalization = Normalization.fit([named[i][1] for i in train_ids])
-    train_bank = ImageBank.from_arrays([normalization.normalize(named[i][1]) for i in train_ids])
-    val_bank = (
-        ImageBank.from_arrays([normalization.normalize(named[i][1]) for i in val_ids])
-        if val_ids
-        else None
+    data = prepare_training_data(
+        images, None, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
     )
     denoiser = seeded_unet(unet, train.seed)
-    module = N2VModule(denoiser, masking, train, train_bank, val_bank)
-    val_loader = (
-        torch.utils.data.DataLoader(range(val_bank.count), batch_size=None)
-        if val_bank is not None
-        else None
-    )
-    checkpoint_dir = checkpoint_dir_for(out) if out is not None else None
+    module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
     summary = run_training(
         module,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=checkpoint_dir_for(out) if out is not None else None,
         resume=resume,
-        val_loader=val_loader,
+        val_loader=validation_loader(data.val_bank),
         progress=progress,
     )
+    denoiser = module.denoiser.cpu().eval()
     model = TrainedModel(
         kind="n2v",
-        networks={"denoiser": module.denoiser.cpu().eval()},
-        normalization=normalization,
+        networks={"denoiser": denoiser},
+        normalization=data.normalization,
         training={
             "masking": masking.model_dump(),
             "train": train.model_dump(),
-            "images": len(named),
-            "validation_images": len(val_ids),
+            "images": data.count,
+            "validation_images": data.validation_count,
+            "blind_spot_mse": blind_spot_mse(denoiser, data.train_bank, data.normalization),
             **summary,
         },
     )

@@ -63,9 +63,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class TrainingModule(L.LightningModule):
     """Base for every mode: progress-driven LR, time limit, generator in checkpoints."""
 
-    def __init__(self, train: TrainConfig) -> None:
+    def __init__(self, train: TrainConfig, train_bank=None, val_bank=None) -> None:
         super().__init__()
         self.train_config = train
+        # Training data lives on the training device, sampled inside each step; the
+        # banks are plain attributes, never part of the checkpoint.
+        self._train_bank = train_bank
+        self._val_bank = val_bank
         self.generator: torch.Generator | None = None
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed-from) runs
         self._fit_started = 0.0
@@ -105,6 +109,10 @@ class TrainingModule(L.LightningModule):
         self.generator.manual_seed(self.train_config.seed)
         if self._restored_generator_state is not None:
             self.generator.set_state(self._restored_generator_state)
+        if self._train_bank is not None:
+            self._train_bank = self._train_bank.to(self.device)
+        if self._val_bank is not None:
+            self._val_bank = self._val_bank.to(self.device)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         for group in self.optimizers().param_groups:
@@ -136,7 +144,8 @@ class TrainingModule(L.LightningModule):
         self._restored_generator_state = state.get("generator")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.train_config.learning_rate)
+        trainable = [p for p in self.parameters() if p.requires_grad]  # frozen nets stay out
+        return torch.optim.Adam(trainable, lr=self.train_config.learning_rate)
 
 
 class PeriodicCheckpoint(L.Callback):
@@ -162,6 +171,13 @@ class StepIndices(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> int:
         return index
+
+
+def validation_loader(bank) -> torch.utils.data.DataLoader | None:
+    """One validation image per batch (indices; the module holds the images)."""
+    if bank is None:
+        return None
+    return torch.utils.data.DataLoader(range(bank.count), batch_size=None)
 
 
 def accelerator_for(device: str) -> str:
@@ -219,6 +235,8 @@ def run_training(
         warnings.filterwarnings("ignore", ".*The number of training batches.*")
         warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
         warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
+        # a frozen style segmenter is in eval mode on purpose (joint unsupervised mode)
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
         warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
         trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -1,0 +1,245 @@
+"""End-to-end training of a denoiser cascaded with a segmenter (paper §2.2, §2.3).
+
+Supervised (Eq. 3), labels available: a deliberately weak segmenter is first
+pre-trained on the noisy images, then one forward pass per batch gives
+Y = F_dn(masked X), l1 = N2V loss at the masked pixels, l2 = BCE(F_seg(Y), labels),
+l = w1·l1 + w2·l2 (w1 = 1, w2 = 1.5), and both networks update.
+
+Unsupervised (Eq. 4), no labels: a style segmenter trained on a related task is
+loaded and frozen (weights and BatchNorm statistics); l = w1·l1 + w2·l2 (w1 = 9,
+w2 = 1) where l2 is the MSE between the denoised image, scaled to [0, 1], and the
+segmenter's output on it, which pulls the image towards "clean dark background,
+bright targets". By default that output is a detached target; ``style_gradient``
+lets the gradient flow through the frozen segmenter too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
+from semdenoise.errors import InputError
+from semdenoise.io.model_file import load_model, save_model
+from semdenoise.losses import n2v_loss, segmentation_loss, style_loss
+from semdenoise.masking import mask_batch
+from semdenoise.models.trained import TrainedModel
+from semdenoise.models.unet import UNet
+from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
+from semdenoise.training.n2v import seeded_unet
+from semdenoise.training.runner import (
+    TrainingModule,
+    checkpoint_dir_for,
+    run_training,
+    validation_loader,
+)
+
+logger = logging.getLogger(__name__)
+
+# Percentiles of the normalised training images mapped to 0 and 1 before the style
+# loss, so the denoised image and the sigmoid output are on the same scale.
+STYLE_RANGE_PERCENTILES = (1.0, 99.5)
+
+
+class JointModule(TrainingModule):
+    """Denoiser + segmenter; supervised when the bank carries labels, else style-guided."""
+
+    def __init__(
+        self,
+        denoiser: UNet,
+        segmenter: UNet,
+        *,
+        supervised: bool,
+        joint: JointConfig,
+        masking: MaskingConfig,
+        train: TrainConfig,
+        train_bank: ImageBank,
+        val_bank: ImageBank | None = None,
+        style_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        super().__init__(train, train_bank, val_bank)
+        self.denoiser = denoiser
+        self.segmenter = segmenter
+        self.supervised = supervised
+        self.joint = joint
+        self.masking = masking
+        self.weights = joint.weights(supervised)
+        self.style_range = style_range
+        self.batch_size = train.batch_size or 1
+        if not supervised:
+            segmenter.requires_grad_(False)
+            segmenter.eval()
+
+    def train(self, mode: bool = True) -> JointModule:
+        """Lightning switches every submodule to train mode; a frozen segmenter stays in
+        eval mode so its BatchNorm statistics never move."""
+        super().train(mode)
+        if not self.supervised:
+            self.segmenter.eval()
+        return self
+
+    @property
+    def pretraining(self) -> bool:
+        return self.supervised and self.progress < self.joint.pretrain_fraction
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        sample = self._train_bank.sample(
+            self.batch_size, self.train_config.crop_size, self.generator
+        )
+        if self.train_config.augment:
+            sample = augment(sample, self.generator)
+        noisy = sample[:, :1]
+        if self.pretraining:  # a weak segmenter on the noisy images, denoiser untouched
+            loss = segmentation_loss(self.segmenter(noisy), sample[:, 1:], self.joint.segment_loss)
+            self.check_finite(loss)
+            self.log("pretrain_loss", loss, prog_bar=True, on_step=True)
+            return loss
+        masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
+        denoised = self.denoiser(masked)
+        l1 = n2v_loss(denoised, noisy, positions)
+        if self.supervised:
+            l2 = segmentation_loss(self.segmenter(denoised), sample[:, 1:], self.joint.segment_loss)
+        else:
+            l2 = self.style_term(denoised)
+        w1, w2 = self.weights
+        loss = w1 * l1 + w2 * l2
+        self.check_finite(loss)
+        self.log_dict({"l1_n2v": l1, "l2_task": l2}, on_step=True)
+        self.log("train_loss", loss, prog_bar=True, on_step=True)
+        return loss
+
+    def style_term(self, denoised: torch.Tensor) -> torch.Tensor:
+        low, high = self.style_range
+        unit = (denoised - low) / (high - low)
+        style = torch.sigmoid(self.segmenter(denoised))
+        if not self.joint.style_gradient:
+            style = style.detach()
+        return style_loss(unit, style)
+
+    def validation_step(self, batch: int, batch_idx: int) -> None:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.train_config.seed + 1_000_003 * (batch_idx + 1))
+        sample = self._val_bank.image(batch_idx)
+        noisy = sample[:, :1]
+        masking = self.masking.model_copy(update={"mode": "grid"})
+        masked, positions = mask_batch(noisy, masking, generator=generator)
+        denoised = self.denoiser(masked)
+        self.log("val_n2v", n2v_loss(denoised, noisy, positions), on_epoch=True, batch_size=1)
+        if self.supervised:
+            logits = self.segmenter(self.denoiser(noisy))
+            loss = segmentation_loss(logits, sample[:, 1:], self.joint.segment_loss)
+            self.log("val_seg", loss, prog_bar=True, on_epoch=True, batch_size=1)
+
+
+def _style_range(bank: ImageBank) -> tuple[float, float]:
+    values = torch.cat([stack[:, 0].reshape(-1) for stack in bank.stacks]).numpy()
+    low, high = np.percentile(values, STYLE_RANGE_PERCENTILES)
+    return float(low), float(max(high, low + 1e-6))
+
+
+def train_joint(
+    images: ImagesLike,
+    *,
+    labels: ImagesLike | None = None,
+    style_segmenter: TrainedModel | str | os.PathLike | None = None,
+    init: TrainedModel | str | os.PathLike | None = None,
+    unet: UNetConfig | None = None,
+    joint: JointConfig | None = None,
+    masking: MaskingConfig | None = None,
+    train: TrainConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> TrainedModel:
+    """Train a denoiser end to end with a segmenter.
+
+    Give ``labels`` for the supervised mode (Eq. 3) or ``style_segmenter`` (a model
+    file or model holding a segmenter trained on a related task) for the unsupervised
+    mode (Eq. 4), not both. ``init`` starts the denoiser from an N2V model (its
+    architecture and normalisation come with it). Returns a model holding both
+    networks: ``denoise`` uses the denoiser, ``segment`` the cascade.
+    """
+    if (labels is None) == (style_segmenter is None):
+        raise InputError("train joint: give either labels (supervised) or a style segmenter")
+    supervised = labels is not None
+    unet = unet or UNetConfig()
+    joint = joint or JointConfig()
+    masking = masking or MaskingConfig()
+    train = train or TrainConfig()
+    start = _as_model(init, role="denoiser", what="--init") if init is not None else None
+    style = (
+        _as_model(style_segmenter, role="segmenter", what="--style-segmenter")
+        if style_segmenter is not None
+        else None
+    )
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    denoiser = start.denoiser if start is not None else seeded_unet(unet, train.seed)
+    data = prepare_training_data(
+        images,
+        labels,
+        min_size=denoiser.config.min_size,
+        val_fraction=train.val_fraction,
+        seed=train.seed,
+        normalization=start.normalization if start is not None else None,
+    )
+    if style is not None:
+        segmenter = style.segmenter
+    else:
+        seg_config = unet.model_copy(update={"residual": False})
+        segmenter = seeded_unet(seg_config, train.seed + 1)
+    module = JointModule(
+        denoiser,
+        segmenter,
+        supervised=supervised,
+        joint=joint,
+        masking=masking,
+        train=train,
+        train_bank=data.train_bank,
+        val_bank=data.val_bank,
+        style_range=_style_range(data.train_bank),
+    )
+    summary = run_training(
+        module,
+        checkpoint_dir=checkpoint_dir_for(out) if out is not None else None,
+        resume=resume,
+        val_loader=validation_loader(data.val_bank),
+        progress=progress,
+    )
+    w1, w2 = module.weights
+    model = TrainedModel(
+        kind="joint",
+        networks={
+            "denoiser": module.denoiser.cpu().eval(),
+            "segmenter": module.segmenter.cpu().eval(),
+        },
+        normalization=data.normalization,
+        training={
+            "mode": "supervised" if supervised else "unsupervised",
+            "weights": [w1, w2],
+            "joint": joint.model_dump(),
+            "masking": masking.model_dump(),
+            "train": train.model_dump(),
+            "style_range": list(module.style_range),
+            "initialised_from_n2v": start is not None,
+            "images": data.count,
+            "validation_images": data.validation_count,
+            **summary,
+        },
+    )
+    if out is not None:
+        save_model(model, out)
+    return model
+
+
+def _as_model(model: TrainedModel | str | os.PathLike, *, role: str, what: str) -> TrainedModel:
+    loaded = model if isinstance(model, TrainedModel) else load_model(model)
+    if loaded.networks.get(role) is None:
+        source = model if not isinstance(model, TrainedModel) else f"{loaded.kind} model"
+        raise InputError(f"{what} {source}: holds no {role}")
+    return loaded

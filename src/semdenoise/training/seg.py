@@ -1,0 +1,126 @@
+"""Segmenter training: the same U-Net without residual, one channel of logits.
+
+BCE by default (paper §2.2), Dice or BCE+Dice as options, and MSE of the sigmoid
+against the mask for a *style* segmenter, used later as an image-style prior for the
+unsupervised end-to-end mode (paper §2.3, §3.2).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semdenoise.config import SegLoss, TrainConfig, UNetConfig
+from semdenoise.io.model_file import save_model
+from semdenoise.losses import segmentation_loss
+from semdenoise.metrics import foreground_iou_torch
+from semdenoise.models.trained import TrainedModel
+from semdenoise.models.unet import UNet
+from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
+from semdenoise.training.n2v import seeded_unet
+from semdenoise.training.runner import (
+    TrainingModule,
+    checkpoint_dir_for,
+    run_training,
+    validation_loader,
+)
+
+DEFAULT_SEG_BATCH = 4
+
+
+class SegModule(TrainingModule):
+    """Trains a logit U-Net on (image, label) pairs."""
+
+    def __init__(
+        self,
+        segmenter: UNet,
+        loss: SegLoss,
+        train: TrainConfig,
+        train_bank: ImageBank,
+        val_bank: ImageBank | None = None,
+    ) -> None:
+        super().__init__(train, train_bank, val_bank)
+        self.segmenter = segmenter
+        self.loss_kind = loss
+        self.batch_size = train.batch_size or DEFAULT_SEG_BATCH
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        pairs = self._train_bank.sample(
+            self.batch_size, self.train_config.crop_size, self.generator
+        )
+        if self.train_config.augment:
+            pairs = augment(pairs, self.generator)
+        loss = segmentation_loss(self.segmenter(pairs[:, :1]), pairs[:, 1:], self.loss_kind)
+        self.check_finite(loss)
+        self.log("train_loss", loss, prog_bar=True, on_step=True)
+        return loss
+
+    def validation_step(self, batch: int, batch_idx: int) -> None:
+        pair = self._val_bank.image(batch_idx)
+        logits = self.segmenter(pair[:, :1])
+        self.log(
+            "val_loss",
+            segmentation_loss(logits, pair[:, 1:], self.loss_kind),
+            prog_bar=True,
+            on_epoch=True,
+            batch_size=1,
+        )
+        self.log(
+            "val_iou",
+            foreground_iou_torch(logits > 0, pair[:, 1:] > 0.5),
+            prog_bar=True,
+            on_epoch=True,
+            batch_size=1,
+        )
+
+
+def train_seg(
+    images: ImagesLike,
+    labels: ImagesLike,
+    *,
+    unet: UNetConfig | None = None,
+    loss: SegLoss = "bce",
+    train: TrainConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> TrainedModel:
+    """Train a segmenter on images and their labels (masks or label images, any non-zero
+    is foreground; they must match the images one to one).
+
+    ``loss="mse"`` trains a style segmenter for :func:`train_joint`'s unsupervised mode.
+    Other parameters as in :func:`train_n2v`.
+    """
+    unet = (unet or UNetConfig()).model_copy(update={"residual": False})
+    train = train or TrainConfig()
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    data = prepare_training_data(
+        images, labels, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
+    )
+    module = SegModule(seeded_unet(unet, train.seed), loss, train, data.train_bank, data.val_bank)
+    summary = run_training(
+        module,
+        checkpoint_dir=checkpoint_dir_for(out) if out is not None else None,
+        resume=resume,
+        val_loader=validation_loader(data.val_bank),
+        progress=progress,
+    )
+    model = TrainedModel(
+        kind="seg",
+        networks={"segmenter": module.segmenter.cpu().eval()},
+        normalization=data.normalization,
+        training={
+            "loss": loss,
+            "train": train.model_dump(),
+            "images": data.count,
+            "validation_images": data.validation_count,
+            **summary,
+        },
+    )
+    if out is not None:
+        save_model(model, out)
+    return model
