@@ -188,7 +188,7 @@ def main() -> None:
             unet=unet,
             learning_rate=args.learning_rate,
         )
-        print(markdown_table([row]), flush=True)
+        print(markdown_table(row, _columns(row)), flush=True)
         return row
 
     test_clean_all = load("test")
@@ -204,7 +204,7 @@ def main() -> None:
     }
     for key in args.users_rows:
         label, minutes, masking, unet = users_rows[key]
-        rows.append(
+        rows.extend(
             n2v(
                 f"{label}, {minutes:g} min",
                 users_noisy,
@@ -224,7 +224,7 @@ def main() -> None:
         test_noisy = add_noise(test_clean_all, SEED)
         rows = baseline_rows(test_clean_all, test_noisy, with_bm3d=not args.quick)
         for label, masking in (("N2V grid, direct", grid), ("N2V patch, direct", patch)):
-            rows.append(
+            rows.extend(
                 n2v(
                     f"{label}, {long:g} min",
                     train_noisy,

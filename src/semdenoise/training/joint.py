@@ -32,12 +32,7 @@ from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
 from semdenoise.training.n2v import seeded_unet
-from semdenoise.training.runner import (
-    TrainingModule,
-    checkpoint_dir_for,
-    run_training,
-    validation_loader,
-)
+from semdenoise.training.runner import TrainingModule, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +117,7 @@ class JointModule(TrainingModule):
         return style_loss(unit, style)
 
     def validation_step(self, batch: int, batch_idx: int) -> None:
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.train_config.seed + 1_000_003 * (batch_idx + 1))
+        generator = self.validation_generator(batch_idx)
         sample = self._val_bank.image(batch_idx)
         noisy = sample[:, :1]
         masking = self.masking.model_copy(update={"mode": "grid"})
@@ -204,13 +198,7 @@ def train_joint(
         val_bank=data.val_bank,
         style_range=_style_range(data.train_bank),
     )
-    summary = run_training(
-        module,
-        checkpoint_dir=checkpoint_dir_for(out) if out is not None else None,
-        resume=resume,
-        val_loader=validation_loader(data.val_bank),
-        progress=progress,
-    )
+    summary = run_training(module, out=out, resume=resume, progress=progress)
     w1, w2 = module.weights
     model = TrainedModel(
         kind="joint",

@@ -24,12 +24,7 @@ from semdenoise.models.unet import UNet
 from semdenoise.normalization import Normalization
 from semdenoise.predict.tiling import predict_tiled
 from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
-from semdenoise.training.runner import (
-    TrainingModule,
-    checkpoint_dir_for,
-    run_training,
-    validation_loader,
-)
+from semdenoise.training.runner import TrainingModule, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +67,7 @@ class N2VModule(TrainingModule):
         return loss
 
     def validation_step(self, batch: int, batch_idx: int) -> None:
-        # Fixed masks per validation image, so successive validations are comparable.
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.train_config.seed + 1_000_003 * (batch_idx + 1))
+        generator = self.validation_generator(batch_idx)
         noisy = self._val_bank.image(batch_idx)
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
@@ -140,13 +133,7 @@ def train_n2v(
     )
     denoiser = seeded_unet(unet, train.seed)
     module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
-    summary = run_training(
-        module,
-        checkpoint_dir=checkpoint_dir_for(out) if out is not None else None,
-        resume=resume,
-        val_loader=validation_loader(data.val_bank),
-        progress=progress,
-    )
+    summary = run_training(module, out=out, resume=resume, progress=progress)
     denoiser = module.denoiser.cpu().eval()
     model = TrainedModel(
         kind="n2v",

@@ -132,6 +132,12 @@ class TrainingModule(L.LightningModule):
                 "checkpoint is kept; try a lower --learning-rate"
             )
 
+    def validation_generator(self, index: int) -> torch.Generator:
+        """A generator fixed per validation image, so successive validations compare."""
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.train_config.seed + 1_000_003 * (index + 1))
+        return generator
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["semdenoise"] = {
             "elapsed": self.elapsed,
@@ -189,13 +195,18 @@ def accelerator_for(device: str) -> str:
 def run_training(
     module: TrainingModule,
     *,
-    checkpoint_dir: Path | None,
+    out: str | os.PathLike | None,
     resume: bool,
-    val_loader: torch.utils.data.DataLoader | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fit ``module``; returns a summary (steps, seconds, last losses) for the model file."""
+    """Fit ``module``; returns a summary (steps, seconds, last losses) for the model file.
+
+    Checkpoints go beside ``out`` (none without it); the module's validation images,
+    if any, are validated every ``val_every`` steps.
+    """
     config = module.train_config
+    checkpoint_dir = checkpoint_dir_for(out) if out is not None else None
+    val_loader = validation_loader(module._val_bank)
     resume_from = None
     if resume:
         if checkpoint_dir is None or not (checkpoint_dir / LAST_CHECKPOINT).is_file():

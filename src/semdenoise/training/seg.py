@@ -21,12 +21,7 @@ from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
 from semdenoise.training.n2v import seeded_unet
-from semdenoise.training.runner import (
-    TrainingModule,
-    checkpoint_dir_for,
-    run_training,
-    validation_loader,
-)
+from semdenoise.training.runner import TrainingModule, run_training
 
 DEFAULT_SEG_BATCH = 4
 
@@ -102,13 +97,7 @@ def train_seg(
         images, labels, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
     )
     module = SegModule(seeded_unet(unet, train.seed), loss, train, data.train_bank, data.val_bank)
-    summary = run_training(
-        module,
-        checkpoint_dir=checkpoint_dir_for(out) if out is not None else None,
-        resume=resume,
-        val_loader=validation_loader(data.val_bank),
-        progress=progress,
-    )
+    summary = run_training(module, out=out, resume=resume, progress=progress)
     model = TrainedModel(
         kind="seg",
         networks={"segmenter": module.segmenter.cpu().eval()},
