@@ -117,7 +117,10 @@ def n2v_row(
     # the same model, told the noise sigma (as BM3D is): blend with the observed pixel
     blended = sd.denoise(model, test_noisy, noise_sigma=SIGMA)
     blend_row = {"method": f"{name} + known-sigma blend", **scores(test_clean, blended)}
-    return [row, blend_row]
+    # ... or not told it: sigma estimated from each noisy slice, as a user would run it
+    estimated = sd.denoise(model, test_noisy, noise_sigma="auto")
+    auto_row = {"method": f"{name} + estimated-sigma blend", **scores(test_clean, estimated)}
+    return [row, blend_row, auto_row]
 
 
 def baseline_rows(clean: np.ndarray, noisy: np.ndarray, *, with_bm3d: bool) -> list[dict]:

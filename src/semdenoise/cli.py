@@ -271,6 +271,14 @@ def denoise_command(
     tta: Annotated[
         bool, typer.Option(help="Average over the 8 rotations/flips (8x slower).")
     ] = False,
+    noise_sigma: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SIGMA|auto",
+            help="Gaussian noise sigma in the input's units, or 'auto' to estimate it per "
+            "slice: blends the observed pixel back in (N2V models).",
+        ),
+    ] = None,
 ) -> None:
     """Denoise an image or stack; writes float32 in the input's intensity scale."""
     from semdenoise.io import load_model, read_image, write_image
@@ -287,6 +295,7 @@ def denoise_command(
         batch_size=batch_size,
         device=device,
         tta=tta,
+        noise_sigma=noise_sigma,
         source=str(source),
     )
     write_image(target, denoised, inputs=(source, model))

@@ -78,6 +78,20 @@ def test_train_then_denoise(monkeypatch, capsys, tmp_path, stack_file):
         assert code == 0, err
     denoised = tifffile.imread(tmp_path / "denoised.tif")
     assert denoised.shape == (3, 48, 40) and denoised.dtype == np.float32
+    for sigma in ("auto", "4.5"):
+        target = tmp_path / f"blended-{sigma}.tif"
+        code, _, err = run(
+            monkeypatch, capsys, "denoise", str(model), str(stack_file), str(target),
+            "--noise-sigma", sigma,
+        )  # fmt: skip
+        assert code == 0, err
+        assert tifffile.imread(target).shape == denoised.shape
+    code, _, err = run(
+        monkeypatch, capsys, "denoise", str(model), str(stack_file), str(tmp_path / "x.tif"),
+        "--noise-sigma", "loud",
+    )  # fmt: skip
+    assert code == 2 and err.startswith("error: noise sigma must be a number")
+    assert not (tmp_path / "x.tif").exists()
 
 
 def test_patch_masking_flag(monkeypatch, capsys, tmp_path, stack_file):

@@ -12,6 +12,7 @@ from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.io.model_file import load_model
 from semdenoise.models.trained import TrainedModel
+from semdenoise.noise_level import estimate_noise_sigma
 from semdenoise.predict.tiling import predict_tiled
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def denoise(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     tta: bool = False,
-    noise_sigma: float | None = None,
+    noise_sigma: float | str | None = None,
     source: str = "image",
 ) -> np.ndarray:
     """Denoise a (Y, X) image or a (Z, Y, X) stack slice by slice.
@@ -53,7 +54,9 @@ def denoise(
     The prediction is blended with the observed pixel, weight
     alpha = (M - sigma^2) / M, where M is the model's mean squared difference from its
     noisy training images (stored at training time); this minimises the expected
-    squared error when noise and prediction error are independent.
+    squared error when noise and prediction error are independent. ``"auto"``
+    estimates sigma from each slice itself (:func:`estimate_noise_sigma`); on real data
+    that also counts the signal's own fine grain as noise, so it blends a little less.
     """
     model = as_model(model)
     net = model.denoiser
@@ -62,7 +65,9 @@ def denoise(
     image = check_image(image, source=source)
     check_min_size(image, net.config.min_size, source=source)
     device = resolve_device(device)
-    alpha = center_weight(model, noise_sigma) if noise_sigma is not None else 0.0
+    if noise_sigma is not None and noise_sigma != "auto":
+        noise_sigma = _as_sigma(noise_sigma)
+        center_weight(model, noise_sigma)  # refuse a model without the stored error early
     planes = image if image.ndim == 3 else image[None]
     denoised = np.empty(planes.shape, dtype=np.float32)
     for z, plane in enumerate(planes):
@@ -80,6 +85,7 @@ def denoise(
             )
             result += _symmetry_inverse(predicted, k)
         denoised[z] = model.normalization.denormalize(result / len(transforms))
+        alpha = _plane_center_weight(model, noise_sigma, plane)
         if alpha > 0:
             denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
         if len(planes) > 1:
@@ -96,6 +102,26 @@ def _symmetry(image: np.ndarray, k: int) -> np.ndarray:
 def _symmetry_inverse(image: np.ndarray, k: int) -> np.ndarray:
     unflipped = image[:, ::-1] if k >= 4 else image
     return np.rot90(unflipped, -(k % 4))
+
+
+def _as_sigma(noise_sigma: float | str) -> float:
+    try:
+        return float(noise_sigma)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"noise sigma must be a number >= 0 or 'auto', got {noise_sigma!r}"
+        ) from None
+
+
+def _plane_center_weight(
+    model: TrainedModel, noise_sigma: float | str | None, plane: np.ndarray
+) -> float:
+    if noise_sigma is None:
+        return 0.0
+    if noise_sigma == "auto":
+        noise_sigma = estimate_noise_sigma(plane)
+        logger.info("estimated noise sigma %.3g", noise_sigma)
+    return center_weight(model, noise_sigma)
 
 
 def center_weight(model: TrainedModel, noise_sigma: float) -> float:
