@@ -13,7 +13,13 @@ The notebook API::
 """
 
 from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
-from semdenoise.errors import InputError, ModelFileError, SemdenoiseError, TrainingError
+from semdenoise.errors import (
+    InputError,
+    ModelFileError,
+    SemdenoiseError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from semdenoise.io import load_model, read_image, save_model, write_image
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict import denoise, segment
@@ -30,6 +36,7 @@ __all__ = [
     "TrainConfig",
     "TrainedModel",
     "TrainingError",
+    "TrainingInterrupted",
     "UNetConfig",
     "denoise",
     "load_model",

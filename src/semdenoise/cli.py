@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig, parse
-from semdenoise.errors import InputError, SemdenoiseError
+from semdenoise.errors import InputError, SemdenoiseError, TrainingInterrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -343,6 +343,9 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         app(standalone_mode=False)
+    except TrainingInterrupted as e:
+        typer.echo(str(e), err=True)
+        sys.exit(130)
     except SemdenoiseError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)

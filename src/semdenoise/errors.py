@@ -17,3 +17,7 @@ class ModelFileError(SemdenoiseError, ValueError):
 
 class TrainingError(SemdenoiseError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """Ctrl-C or SIGTERM stopped training; the checkpoint it saved lets ``--resume`` go on."""

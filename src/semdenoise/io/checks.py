@@ -26,10 +26,9 @@ def check_image(image: np.ndarray, *, source: str) -> np.ndarray:
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(f"{source}: {int(bad.sum())} NaN/inf pixel(s), first at index {first}")
-    image = image.astype(np.float32, copy=False)
-    if np.isinf(image).any():  # float64 values beyond float32's range
-        raise InputError(f"{source}: values beyond float32 range")
-    return image
+        if image.itemsize > 4 and np.abs(image).max() > np.finfo(np.float32).max:
+            raise InputError(f"{source}: values beyond float32 range")
+    return image.astype(np.float32, copy=False)
 
 
 def check_min_size(image: np.ndarray, min_size: int, *, source: str) -> None:

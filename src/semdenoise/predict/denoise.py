@@ -84,7 +84,14 @@ def denoise(
                 device=device,
             )
             result += _symmetry_inverse(predicted, k)
-        denoised[z] = model.normalization.denormalize(result / len(transforms))
+        with np.errstate(over="ignore", invalid="ignore"):
+            denoised[z] = model.normalization.denormalize(result / len(transforms))
+        if not np.isfinite(denoised[z]).all():
+            raise InputError(
+                f"{source}: intensities far outside the model's range (training mean "
+                f"{model.normalization.mean:.4g}, std {model.normalization.std:.4g}) "
+                "overflow the network"
+            )
         alpha = _plane_center_weight(model, noise_sigma, plane)
         if alpha > 0:
             denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -22,7 +24,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from semdenoise.config import TrainConfig
-from semdenoise.errors import InputError, TrainingError
+from semdenoise.errors import InputError, TrainingError, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
 
@@ -154,19 +156,37 @@ class TrainingModule(L.LightningModule):
         return torch.optim.Adam(trainable, lr=self.train_config.learning_rate)
 
 
+def weights_are_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
 class PeriodicCheckpoint(L.Callback):
-    """Save ``last.ckpt`` every K steps and at the end, through the atomic IO."""
+    """Save ``last.ckpt`` every K steps, at the end and on Ctrl-C/SIGTERM (atomic IO).
+
+    A step whose update made a weight NaN/inf is never saved, so the checkpoint on disk
+    is always the last good one when the next step's loss check stops the run.
+    """
 
     def __init__(self, directory: Path, every: int) -> None:
         self.path = directory / LAST_CHECKPOINT
         self.every = every
 
+    def save(self, trainer, module) -> None:
+        if weights_are_finite(module):
+            trainer.save_checkpoint(self.path, weights_only=False)
+        else:
+            logger.warning("weights are not finite at step %d: not saved", trainer.global_step)
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every == 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            self.save(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)
+        self.save(trainer, module)
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt | SystemExit):  # Ctrl-C, SIGTERM
+            self.save(trainer, module)
 
 
 class StepIndices(torch.utils.data.Dataset):
@@ -190,6 +210,18 @@ def accelerator_for(device: str) -> str:
     if device == "gpu" and not torch.cuda.is_available():
         raise InputError("--device gpu: no GPU is available on this machine")
     return {"auto": "auto", "cpu": "cpu", "gpu": "gpu"}[device]
+
+
+class _sigint_restored:
+    """Lightning ignores SIGINT after a Ctrl-C; give a notebook its interrupt key back."""
+
+    def __enter__(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self.handler = signal.getsignal(signal.SIGINT) if main else None
+
+    def __exit__(self, *exc) -> None:
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
 
 
 def run_training(
@@ -249,7 +281,16 @@ def run_training(
         # a frozen style segmenter is in eval mode on purpose (joint unsupervised mode)
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
         warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
-        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+        with _sigint_restored():
+            try:
+                trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+            except (KeyboardInterrupt, SystemExit) as e:
+                # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SystemExit,
+                # after our callback saved the checkpoint
+                where = f"; continue with --resume from {checkpoint_dir}" if out else ""
+                raise TrainingInterrupted(
+                    f"training interrupted at step {trainer.global_step}{where}"
+                ) from e
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
         "steps": int(trainer.global_step),

@@ -1,0 +1,214 @@
+"""Training faults through the real command line: SIGKILL at random moments, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+import semdenoise as sd
+from semdenoise.training.runner import LAST_CHECKPOINT, PeriodicCheckpoint, checkpoint_dir_for
+
+STEPS = 240
+TRAIN = [
+    "--steps",
+    str(STEPS),
+    "--checkpoint-every",
+    "10",
+    "--depth",
+    "1",
+    "--base-channels",
+    "4",
+    "--batch-size",
+    "2",
+    "--val-fraction",
+    "0",
+    "--no-progress",
+    "--seed",
+    "3",
+]
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def train_command(images, out) -> list[str]:
+    return [sys.executable, "-m", "semdenoise.cli", "train", "n2v", str(images), "--out", str(out)]
+
+
+def start(images, out, *extra: str) -> subprocess.Popen:
+    """The CLI in a child process; its stderr goes to a file beside the model."""
+    command = train_command(images, out) + TRAIN + list(extra)
+    with open(f"{out}.stderr", "ab") as err:
+        return subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def stderr_of(out) -> str:
+    return Path(f"{out}.stderr").read_text()
+
+
+def wait_for_progress(process: subprocess.Popen, out, beyond: int | None) -> None:
+    """Until the run checkpoints past step ``beyond`` (or ends): the kill lands in training."""
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        step = checkpoint_step(out)
+        if step is not None and (beyond is None or step > beyond):
+            return
+        time.sleep(0.05)
+
+
+def checkpoint_step(out) -> int | None:
+    path = checkpoint_dir_for(out) / LAST_CHECKPOINT
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except FileNotFoundError:
+        return None
+
+
+@pytest.fixture
+def images(tmp_path, noisy_stack):
+    path = tmp_path / "noisy.tif"
+    tifffile.imwrite(path, np.tile(noisy_stack[1], (1, 2, 2)), photometric="minisblack")
+    return path
+
+
+def test_sigkill_at_random_moments_then_resume_ends_as_an_uninterrupted_run(tmp_path, images):
+    straight = tmp_path / "straight.pt"
+    assert start(images, straight).wait(timeout=300) == 0, stderr_of(straight)
+
+    out = tmp_path / "killed.pt"
+    rng = np.random.default_rng(7)
+    kills, resumed_from = 0, []
+    while True:
+        step = checkpoint_step(out)  # a kill mid-write must still leave a loadable one
+        if step is not None:
+            resumed_from.append(step)
+        process = start(images, out, *(["--resume"] if step is not None else []))
+        if kills < 5:
+            wait_for_progress(process, out, beyond=step)
+            time.sleep(rng.uniform(0.0, 0.4))  # anywhere between two checkpoints
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                assert not out.exists()  # the model file appears at the end, whole
+                continue
+        assert process.wait(timeout=300) == 0, stderr_of(out)
+        break
+    # every kill left a loadable checkpoint and no resume went backwards
+    assert resumed_from == sorted(resumed_from) and len(set(resumed_from)) == len(resumed_from)
+    assert kills == 5, (kills, resumed_from)
+    a = torch.load(straight, weights_only=True)
+    b = torch.load(out, weights_only=True)
+    assert b["training"]["steps"] == STEPS
+    for name, value in a["networks"]["denoiser"]["state_dict"].items():
+        torch.testing.assert_close(
+            b["networks"]["denoiser"]["state_dict"][name], value, rtol=0, atol=1e-6
+        )
+    loss_a, loss_b = (m["training"]["metrics"]["train_loss"] for m in (a, b))
+    print(f"{kills} SIGKILLs, resumed from steps {resumed_from}; final loss {loss_b} vs {loss_a}")
+
+
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_finishes(tmp_path, images):
+    out = tmp_path / "n2v.pt"
+    process = start(images, out, "--steps", "100000")
+    deadline = time.monotonic() + 120
+    while checkpoint_step(out) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, stderr_of(out)
+    message = stderr_of(out).strip().splitlines()[-1]
+    assert message.startswith("training interrupted at step") and "--resume" in message
+    stopped_at = int(message.split("step ")[1].split(";")[0])
+    assert checkpoint_step(out) == stopped_at > 0
+    assert not out.exists()
+    resumed = start(images, out, "--steps", str(stopped_at + 5), "--resume")
+    assert resumed.wait(timeout=300) == 0, stderr_of(out)
+    assert torch.load(out, weights_only=True)["training"]["steps"] == stopped_at + 5
+
+
+def test_interrupt_in_the_library_raises_a_typed_error_and_gives_sigint_back(
+    tmp_path, noisy_stack, tiny_unet, monkeypatch
+):
+    import semdenoise.training.n2v as n2v
+
+    calls = []
+
+    def interrupt_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    real_loss = n2v.n2v_loss
+    monkeypatch.setattr(n2v, "n2v_loss", interrupt_at_step_5)
+    handler = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "n2v.pt"
+    train = sd.TrainConfig(steps=50, batch_size=1, val_fraction=0.0, checkpoint_every=100)
+    with pytest.raises(sd.TrainingInterrupted, match="interrupted at step 4"):
+        sd.train_n2v(noisy_stack[1], unet=tiny_unet, train=train, out=out, progress=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert checkpoint_step(out) == 4 and not out.exists()
+
+
+def test_a_step_that_made_weights_non_finite_is_never_saved(tmp_path):
+    class Trainer:
+        global_step = 3
+        saved = 0
+
+        def save_checkpoint(self, *args, **kwargs):
+            self.saved += 1
+
+    module = torch.nn.Linear(2, 2)
+    trainer = Trainer()
+    callback = PeriodicCheckpoint(tmp_path, every=1)
+    callback.on_train_end(trainer, module)
+    assert trainer.saved == 1
+    with torch.no_grad():
+        module.weight[0, 0] = float("nan")
+    callback.on_train_end(trainer, module)
+    callback.on_exception(trainer, module, KeyboardInterrupt())
+    assert trainer.saved == 1
+
+
+def test_a_killed_denoise_never_leaves_a_partial_output(tmp_path, tiny_unet):
+    from semdenoise.models.trained import TrainedModel
+    from semdenoise.models.unet import UNet
+    from semdenoise.normalization import Normalization
+
+    model = tmp_path / "m.pt"
+    sd.save_model(
+        TrainedModel(
+            kind="n2v",
+            networks={"denoiser": UNet(tiny_unet).eval()},
+            normalization=Normalization(mean=0.0, std=1.0),
+            training={},
+        ),
+        model,
+    )
+    image = tmp_path / "big.npy"
+    np.save(image, np.random.default_rng(0).normal(size=(4, 768, 768)).astype(np.float32))
+    rng = np.random.default_rng(1)
+    outcomes = []
+    for attempt in range(4):
+        target = tmp_path / f"out{attempt}.tif"
+        command = [sys.executable, "-m", "semdenoise.cli", "denoise", str(model), str(image)]
+        process = subprocess.Popen(
+            [*command, str(target)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            process.wait(timeout=rng.uniform(1.0, 6.0))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        if target.exists():  # then whole: every slice, the right shape
+            assert tifffile.imread(target).shape == (4, 768, 768)
+        outcomes.append(target.exists())
+    assert not all(outcomes), "no kill landed before the output was written"
