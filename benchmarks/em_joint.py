@@ -55,6 +55,16 @@ def mean_of(metric, truth: np.ndarray, images: np.ndarray, **kwargs) -> float:
     return float(np.mean([metric(t, i, **kwargs) for t, i in zip(truth, images, strict=True)]))
 
 
+JOINT_VARIANTS = {
+    "paper": {"joint": {}, "init_fraction": 0.0},
+    "warm-up": {
+        "joint": {"pretrain_denoiser": True, "pretrain_fraction": 0.3},
+        "init_fraction": 0.0,
+    },
+    "init": {"joint": {}, "init_fraction": 0.5},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_joint.json"))
@@ -68,6 +78,21 @@ def main() -> None:
         "--parts", nargs="+", choices=["supervised", "unsupervised"], default=["supervised"]
     )
     parser.add_argument("--unsupervised-sigma", type=float, default=25.0)
+    parser.add_argument(
+        "--joint-variants",
+        nargs="+",
+        choices=sorted(JOINT_VARIANTS),
+        default=["paper"],
+        help="paper: weak segmenter pre-trained for 10%%, denoiser from scratch; warm-up: "
+        "the denoiser trains with N2V alone while the segmenter pre-trains (30%%); init: "
+        "N2V for half the budget, then joint from it for the other half",
+    )
+    parser.add_argument(
+        "--n2v-at-joint-steps",
+        action="store_true",
+        help="also train N2V for as many steps as the first joint variant took: separates "
+        "the joint objective from its cost per step",
+    )
     parser.add_argument("--quick", action="store_true", help="0.2-minute budgets, one sigma")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -147,28 +172,59 @@ def main() -> None:
         train_noisy = noisy_copy(train_clean, sigma, SEED + 1)
         test_noisy = noisy_copy(test_clean, sigma, SEED)
         n2v = sd.train_n2v(train_noisy, unet=unet, train=train_config(args.minutes))
-        joint = sd.train_joint(
-            train_noisy, labels=train_masks, unet=unet, train=train_config(args.minutes)
-        )
-        outputs = {
-            "noisy": test_noisy,
-            "n2v": sd.denoise(n2v, test_noisy),
-            "joint": sd.denoise(joint, test_noisy),
-        }
-        rows.append(scored(sigma, "noisy", outputs["noisy"]))
-        rows.append(scored(sigma, "n2v", outputs["n2v"], **{"train steps": n2v.training["steps"]}))
-        joint_masks = sd.segment(joint, test_noisy)
+        rows.append(scored(sigma, "noisy", test_noisy))
         rows.append(
             scored(
-                sigma,
-                "joint",
-                outputs["joint"],
-                **{
-                    "joint-seg IoU": mean_of(foreground_iou, test_masks, joint_masks),
-                    "train steps": joint.training["steps"],
-                },
+                sigma, "n2v", sd.denoise(n2v, test_noisy), **{"train steps": n2v.training["steps"]}
             )
         )
+        for name in args.joint_variants:
+            variant = JOINT_VARIANTS[name]
+            minutes, init = args.minutes, None
+            if variant["init_fraction"]:
+                init_minutes = variant["init_fraction"] * args.minutes
+                init = sd.train_n2v(train_noisy, unet=unet, train=train_config(init_minutes))
+                minutes -= init_minutes
+            joint = sd.train_joint(
+                train_noisy,
+                labels=train_masks,
+                init=init,
+                unet=unet,
+                joint=sd.JointConfig(**variant["joint"]),
+                train=train_config(minutes),
+            )
+            joint_masks = sd.segment(joint, test_noisy)
+            steps = joint.training["steps"] + (init.training["steps"] if init else 0)
+            rows.append(
+                scored(
+                    sigma,
+                    "joint" if name == "paper" else f"joint ({name})",
+                    sd.denoise(joint, test_noisy),
+                    **{
+                        "joint-seg IoU": mean_of(foreground_iou, test_masks, joint_masks),
+                        "train steps": steps,
+                    },
+                )
+            )
+            if args.n2v_at_joint_steps and name == args.joint_variants[0]:
+                equal = sd.train_n2v(
+                    train_noisy,
+                    unet=unet,
+                    train=sd.TrainConfig(
+                        steps=joint.training["steps"],
+                        val_fraction=0.0,
+                        seed=0,
+                        learning_rate=args.learning_rate,
+                    ),
+                )
+                rows.append(
+                    scored(
+                        sigma,
+                        f"n2v ({joint.training['steps']} steps, as joint)",
+                        sd.denoise(equal, test_noisy),
+                        **{"train steps": equal.training["steps"]},
+                    )
+                )
     columns = ["sigma", "method", "PSNR", "SSIM", "fixed-seg IoU", "joint-seg IoU", "train steps"]
     print(f"\nfixed segmenter IoU on the clean test slices: {fixed_iou['clean']:.3f}\n")
     print(markdown_table(rows, columns))

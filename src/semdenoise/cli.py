@@ -194,6 +194,9 @@ def train_joint_command(
     pretrain_fraction: Annotated[
         float, typer.Option(help=_help(JointConfig, "pretrain_fraction"))
     ] = 0.1,
+    pretrain_denoiser: Annotated[
+        bool, typer.Option(help=_help(JointConfig, "pretrain_denoiser"))
+    ] = False,
     style_gradient: Annotated[
         bool, typer.Option(help=_help(JointConfig, "style_gradient"))
     ] = False,
@@ -227,6 +230,7 @@ def train_joint_command(
             denoise_weight=denoise_weight,
             segment_weight=segment_weight,
             pretrain_fraction=pretrain_fraction,
+            pretrain_denoiser=pretrain_denoiser,
             style_gradient=style_gradient,
         ),
         source="joint options",

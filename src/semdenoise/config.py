@@ -183,6 +183,11 @@ class JointConfig(_Config):
         description="Supervised: share of the run spent pre-training a weak segmenter on the "
         "noisy images before joint training.",
     )
+    pretrain_denoiser: bool = Field(
+        False,
+        description="Supervised: train the denoiser with the N2V loss alone during the "
+        "pre-training phase too, so the segmenter's loss meets a denoiser that denoises.",
+    )
     segment_loss: SegLoss = Field("bce", description="Supervised segmentation loss (Eq. 3: bce).")
     style_gradient: bool = Field(
         False,

@@ -128,3 +128,19 @@ def test_joint_needs_exactly_one_guide_and_a_real_segmenter(labelled, tiny_unet,
         sd.train_joint(noisy, style_segmenter=tmp_path / "junk.pt", train=QUICK)
     with pytest.raises(InputError, match="holds no segmenter"):
         sd.segment(n2v, noisy[0])
+
+
+@pytest.mark.parametrize("pretrain_denoiser", [False, True])
+def test_pretraining_moves_the_denoiser_only_when_asked(labelled, tiny_unet, pretrain_denoiser):
+    from semdenoise.training.n2v import seeded_unet
+
+    _, noisy, masks = labelled
+    joint = sd.JointConfig(pretrain_fraction=0.99, pretrain_denoiser=pretrain_denoiser)
+    model = sd.train_joint(noisy, labels=masks, unet=tiny_unet, joint=joint, train=QUICK)
+    untrained = seeded_unet(tiny_unet, QUICK.seed).state_dict()
+    moved = any(
+        not torch.equal(value, untrained[name])
+        for name, value in model.denoiser.state_dict().items()
+        if "num_batches" not in name
+    )
+    assert moved == pretrain_denoiser
