@@ -212,3 +212,37 @@ def test_a_killed_denoise_never_leaves_a_partial_output(tmp_path, tiny_unet):
             assert tifffile.imread(target).shape == (4, 768, 768)
         outcomes.append(target.exists())
     assert not all(outcomes), "no kill landed before the output was written"
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_resume_refuses_unsafe_unreadable_and_foreign_checkpoints(
+    tmp_path, noisy_stack, tiny_unet, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "n2v.pt"
+    train = sd.TrainConfig(steps=2, batch_size=1, val_fraction=0.0, checkpoint_every=1)
+    sd.train_n2v(noisy_stack[1], unet=tiny_unet, train=train, out=out)
+    checkpoint = checkpoint_dir_for(out) / LAST_CHECKPOINT
+    good = checkpoint.read_bytes()
+    more = train.model_copy(update={"steps": 4})
+    with pytest.raises(sd.InputError, match="checkpoint of a different network"):
+        other = sd.UNetConfig(depth=1, base_channels=4)
+        sd.train_n2v(noisy_stack[1], unet=other, train=more, out=out, resume=True)
+    evil = torch.load(checkpoint, weights_only=True)
+    evil["semdenoise"]["payload"] = RunsCode()
+    torch.save(evil, checkpoint)
+    cases = [
+        (checkpoint.read_bytes(), "could run code"),
+        (good[:100], "truncated or foreign"),
+        (b"garbage", "truncated or foreign"),
+    ]
+    for content, message in cases:
+        checkpoint.write_bytes(content)
+        with pytest.raises(sd.ModelFileError, match=message):
+            sd.train_n2v(noisy_stack[1], unet=tiny_unet, train=more, out=out, resume=True)
+    assert not (tmp_path / "pwned").exists()
+    assert torch.load(out, weights_only=True)["training"]["steps"] == 2  # model untouched

@@ -57,18 +57,29 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> None:
 def _read(path: Path) -> Any:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    return load_plain_data(path, what="model file")
+
+
+def load_plain_data(path: Path, *, what: str) -> Any:
+    """``torch.load(weights_only=True)``, its failures as one-line ModelFileErrors.
+
+    weights_only refuses any object that is not a tensor or a primitive; a file that
+    names a global (a class, a function such as ``os.system``) is refused as unsafe,
+    anything else that fails is truncated or foreign bytes.
+    """
     try:
         with warnings.catch_warnings():  # torch warns about legacy files it then refuses
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refuses any object that is not a tensor or a primitive
-        raise ModelFileError(
-            f"{path}: refused: the file holds objects other than weights "
-            "(it could run code on load)"
-        ) from e
+        if "global" in str(e).lower():  # "Unsupported global", "unsupported GLOBAL"
+            raise ModelFileError(
+                f"{path}: refused: the {what} holds objects other than weights "
+                "(it could run code on load)"
+            ) from e
+        raise ModelFileError(f"{path}: not a readable {what} (truncated or foreign)") from e
     except Exception as e:  # truncated or foreign bytes fail in many ways inside torch
-        raise ModelFileError(f"{path}: not a readable model file (truncated or foreign)") from e
+        raise ModelFileError(f"{path}: not a readable {what} (truncated or foreign)") from e
 
 
 def load_model(path: str | os.PathLike) -> TrainedModel:

@@ -24,7 +24,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from semdenoise.config import TrainConfig
-from semdenoise.errors import InputError, TrainingError, TrainingInterrupted
+from semdenoise.errors import InputError, ModelFileError, TrainingError, TrainingInterrupted
+from semdenoise.io.model_file import load_plain_data
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,27 @@ def accelerator_for(device: str) -> str:
     return {"auto": "auto", "cpu": "cpu", "gpu": "gpu"}[device]
 
 
+def check_checkpoint(path: Path, module: TrainingModule) -> None:
+    """Refuse, in one line, a checkpoint that is unreadable, unsafe or from another network."""
+    checkpoint = load_plain_data(path, what="checkpoint")
+    saved = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"{path}: not a training checkpoint (no state_dict)")
+    expected = module.state_dict()
+    different = sorted(
+        name
+        for name in set(saved) | set(expected)
+        if name not in saved
+        or name not in expected
+        or tuple(saved[name].shape) != tuple(expected[name].shape)
+    )
+    if different:
+        raise InputError(
+            f"{path}: checkpoint of a different network ({len(different)} tensor(s) differ, "
+            f"e.g. {different[0]}); resume with the options it was trained with"
+        )
+
+
 class _sigint_restored:
     """Lightning ignores SIGINT after a Ctrl-C; give a notebook its interrupt key back."""
 
@@ -244,6 +266,7 @@ def run_training(
         if checkpoint_dir is None or not (checkpoint_dir / LAST_CHECKPOINT).is_file():
             raise InputError(f"--resume: no checkpoint found in {checkpoint_dir}")
         resume_from = checkpoint_dir / LAST_CHECKPOINT
+        check_checkpoint(resume_from, module)
     callbacks: list[L.Callback] = []
     logger_ = False
     if checkpoint_dir is not None:
