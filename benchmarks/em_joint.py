@@ -65,6 +65,13 @@ JOINT_VARIANTS = {
 }
 
 
+def joint_label(variant: str, segment_weight: float | None) -> str:
+    details = [] if variant == "paper" else [variant]
+    if segment_weight is not None:
+        details.append(f"w2={segment_weight:g}")
+    return f"joint ({', '.join(details)})" if details else "joint"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_joint.json"))
@@ -86,6 +93,9 @@ def main() -> None:
         help="paper: weak segmenter pre-trained for 10%%, denoiser from scratch; warm-up: "
         "the denoiser trains with N2V alone while the segmenter pre-trains (30%%); init: "
         "N2V for half the budget, then joint from it for the other half",
+    )
+    parser.add_argument(
+        "--segment-weight", type=float, default=None, help="w2 of every supervised variant"
     )
     parser.add_argument(
         "--n2v-at-joint-steps",
@@ -190,7 +200,7 @@ def main() -> None:
                 labels=train_masks,
                 init=init,
                 unet=unet,
-                joint=sd.JointConfig(**variant["joint"]),
+                joint=sd.JointConfig(**variant["joint"], segment_weight=args.segment_weight),
                 train=train_config(minutes),
             )
             joint_masks = sd.segment(joint, test_noisy)
@@ -198,7 +208,7 @@ def main() -> None:
             rows.append(
                 scored(
                     sigma,
-                    "joint" if name == "paper" else f"joint ({name})",
+                    joint_label(name, args.segment_weight),
                     sd.denoise(joint, test_noisy),
                     **{
                         "joint-seg IoU": mean_of(foreground_iou, test_masks, joint_masks),
