@@ -92,6 +92,32 @@ def test_denoise_gives_a_same_shape_finite_image_or_a_typed_error(model, image):
     assert np.isfinite(denoised).all()
 
 
+@pytest.fixture(scope="module")
+def segmenter() -> TrainedModel:
+    torch.manual_seed(1)
+    config = sd.UNetConfig(depth=1, base_channels=4, residual=False)
+    return TrainedModel(
+        kind="seg",
+        networks={"segmenter": UNet(config).eval()},
+        normalization=Normalization(mean=100.0, std=30.0),
+        training={"steps": 0},
+    )
+
+
+@settings(PROPERTY, max_examples=150)
+@given(image=arrays())
+def test_segment_gives_a_same_shape_mask_or_a_typed_error(segmenter, image):
+    try:
+        mask = sd.segment(segmenter, image)
+    except sd.SemdenoiseError as e:
+        answered(e)
+        valid = is_valid_image(image, segmenter.segmenter.config.min_size)
+        assert not valid or "overflow the network" in str(e)
+        return
+    event(f"segmented {image.ndim}-D {image.dtype}")
+    assert mask.shape == image.shape and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+
+
 @settings(PROPERTY, max_examples=80)
 @given(image=arrays(max_dims=4, max_side=24), steps=st.integers(1, 2))
 def test_training_gives_a_model_or_a_typed_error(image, steps):

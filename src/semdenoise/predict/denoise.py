@@ -86,18 +86,23 @@ def denoise(
             result += _symmetry_inverse(predicted, k)
         with np.errstate(over="ignore", invalid="ignore"):
             denoised[z] = model.normalization.denormalize(result / len(transforms))
-        if not np.isfinite(denoised[z]).all():
-            raise InputError(
-                f"{source}: intensities far outside the model's range (training mean "
-                f"{model.normalization.mean:.4g}, std {model.normalization.std:.4g}) "
-                "overflow the network"
-            )
+        check_network_output(denoised[z], model, source=source)
         alpha = _plane_center_weight(model, noise_sigma, plane)
         if alpha > 0:
             denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
         if len(planes) > 1:
             logger.info("denoised slice %d/%d", z + 1, len(planes))
     return denoised if image.ndim == 3 else denoised[0]
+
+
+def check_network_output(values: np.ndarray, model: TrainedModel, *, source: str) -> None:
+    """Refuse a prediction that overflowed: the input lies far outside the training range."""
+    if not np.isfinite(values).all():
+        raise InputError(
+            f"{source}: intensities far outside the model's range (training mean "
+            f"{model.normalization.mean:.4g}, std {model.normalization.std:.4g}) "
+            "overflow the network"
+        )
 
 
 def _symmetry(image: np.ndarray, k: int) -> np.ndarray:

@@ -6,11 +6,12 @@ import os
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.models.trained import TrainedModel
-from semdenoise.predict.denoise import as_model, resolve_device
+from semdenoise.predict.denoise import as_model, check_network_output, resolve_device
 from semdenoise.predict.tiling import predict_tiled
 
 
@@ -44,6 +45,7 @@ def segment(
         if cascade:
             normalized = predict_tiled(model.denoiser, normalized, **options)
         logits = predict_tiled(segmenter, normalized, **options)
-        probability = 1.0 / (1.0 + np.exp(-logits))
+        check_network_output(logits, model, source=source)
+        probability = expit(logits)  # no overflow warning for very confident pixels
         result[z] = probability if probabilities else probability >= threshold
     return result if image.ndim == 3 else result[0]
