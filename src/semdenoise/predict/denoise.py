@@ -65,9 +65,14 @@ def denoise(
     image = check_image(image, source=source)
     check_min_size(image, net.config.min_size, source=source)
     device = resolve_device(device)
-    if noise_sigma is not None and noise_sigma != "auto":
-        noise_sigma = _as_sigma(noise_sigma)
-        center_weight(model, noise_sigma)  # refuse a model without the stored error early
+    # the observed pixel's weight: fixed for a given sigma, per slice for "auto"
+    if noise_sigma is None:
+        fixed_alpha = 0.0
+    elif noise_sigma == "auto":
+        fixed_alpha = None
+        _blind_spot_mse(model)  # refuse a model without the stored error before any work
+    else:
+        fixed_alpha = center_weight(model, _as_sigma(noise_sigma))
     planes = image if image.ndim == 3 else image[None]
     denoised = np.empty(planes.shape, dtype=np.float32)
     for z, plane in enumerate(planes):
@@ -87,7 +92,7 @@ def denoise(
         with np.errstate(over="ignore", invalid="ignore"):
             denoised[z] = model.normalization.denormalize(result / len(transforms))
         check_network_output(denoised[z], model, source=source)
-        alpha = _plane_center_weight(model, noise_sigma, plane)
+        alpha = fixed_alpha if fixed_alpha is not None else _estimated_center_weight(model, plane)
         if alpha > 0:
             denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
         if len(planes) > 1:
@@ -125,27 +130,27 @@ def _as_sigma(noise_sigma: float | str) -> float:
         ) from None
 
 
-def _plane_center_weight(
-    model: TrainedModel, noise_sigma: float | str | None, plane: np.ndarray
-) -> float:
-    if noise_sigma is None:
-        return 0.0
-    if noise_sigma == "auto":
-        noise_sigma = estimate_noise_sigma(plane)
-        logger.info("estimated noise sigma %.3g", noise_sigma)
+def _estimated_center_weight(model: TrainedModel, plane: np.ndarray) -> float:
+    noise_sigma = estimate_noise_sigma(plane)
+    logger.info("estimated noise sigma %.3g", noise_sigma)
     return center_weight(model, noise_sigma)
 
 
-def center_weight(model: TrainedModel, noise_sigma: float) -> float:
-    """Weight of the observed pixel when blending with the blind-spot prediction."""
-    if not noise_sigma >= 0:
-        raise InputError(f"noise sigma must be a number >= 0, got {noise_sigma}")
+def _blind_spot_mse(model: TrainedModel) -> float:
     mse = model.training.get("blind_spot_mse")
     if mse is None:
         raise InputError(
             f"model of kind {model.kind!r} has no stored blind-spot error; --noise-sigma "
             "needs an N2V model trained by this version"
         )
+    return mse
+
+
+def center_weight(model: TrainedModel, noise_sigma: float) -> float:
+    """Weight of the observed pixel when blending with the blind-spot prediction."""
+    if not noise_sigma >= 0:
+        raise InputError(f"noise sigma must be a number >= 0, got {noise_sigma}")
+    mse = _blind_spot_mse(model)
     alpha = min(1.0, max(0.0, (mse - noise_sigma**2) / mse))
     logger.info("blending %.3f of the observed pixel (noise sigma %g)", alpha, noise_sigma)
     return alpha

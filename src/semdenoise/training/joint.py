@@ -89,14 +89,15 @@ class JointModule(TrainingModule):
         if self.train_config.augment:
             sample = augment(sample, self.generator)
         noisy = sample[:, :1]
-        masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
         if self.pretraining:  # a weak segmenter on the noisy images
             loss = segmentation_loss(self.segmenter(noisy), sample[:, 1:], self.joint.segment_loss)
             if self.joint.pretrain_denoiser:  # and, independently, N2V alone
+                masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
                 loss = loss + n2v_loss(self.denoiser(masked), noisy, positions)
             self.check_finite(loss)
             self.log("pretrain_loss", loss, prog_bar=True, on_step=True)
             return loss
+        masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
         denoised = self.denoiser(masked)
         l1 = n2v_loss(denoised, noisy, positions)
         if self.supervised:
