@@ -1,0 +1,129 @@
+"""One interface for every denoiser an evaluation compares: a named 2-D image function.
+
+A :class:`Method` denoises one 2-D image and records what it chose (calibrated
+parameters, training steps). Trained models (N2V, joint) and classic filters look the
+same to the evaluation; a model that also holds a segmenter says so, so its own
+segmentation can be scored too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from semdenoise.baselines.classic import CLASSIC
+from semdenoise.config import MaskingConfig
+from semdenoise.models.trained import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+BASELINES = ("gaussian", "nlm", "tv", "bm3d", "n2v-grid", "n2v-patch")
+
+
+@dataclass
+class Method:
+    """A named denoiser of 2-D images; ``details`` collects what each call chose."""
+
+    name: str
+    function: Callable[[np.ndarray], tuple[np.ndarray, dict[str, Any]]]
+    model: TrainedModel | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        denoised, chosen = self.function(image)
+        for key, value in chosen.items():
+            self.details.setdefault(key, []).append(value)
+        return denoised
+
+    @property
+    def has_segmenter(self) -> bool:
+        return self.model is not None and self.model.segmenter is not None
+
+
+def model_method(name: str, model: TrainedModel, *, noise_sigma: float | str | None = None):
+    """A trained model's denoiser (N2V or joint) as a method."""
+    from semdenoise.predict import denoise
+
+    if model.denoiser is None:
+        raise ValueError(f"method {name}: the {model.kind} model holds no denoiser")
+
+    def run(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        return denoise(model, image, noise_sigma=noise_sigma, source=name), {}
+
+    method = Method(name, run, model=model)
+    method.details["training"] = {
+        k: model.training.get(k) for k in ("mode", "steps", "seconds") if k in model.training
+    }
+    return method
+
+
+def classic_method(name: str, *, noise_sigma: float | None = None) -> Method:
+    """Gaussian, NLM or TV (self-calibrated per image) or BM3D (sigma estimated or given)."""
+    function = CLASSIC[name]
+    if name == "bm3d":
+        return Method(name, lambda image: function(image, noise_sigma))
+    return Method(name, function)
+
+
+def n2v_method(
+    name: str,
+    noisy_images: np.ndarray,
+    *,
+    masking: str,
+    minutes: float,
+    seed: int = 0,
+    noise_sigma: float | str | None = None,
+) -> Method:
+    """Train N2V (CPU preset) on the noisy images for ``minutes``: a self-supervised
+    baseline that, like the classic filters, sees no clean image."""
+    from semdenoise.presets import cpu_training, cpu_unet
+    from semdenoise.training import train_n2v
+
+    started = time.perf_counter()
+    model = train_n2v(
+        noisy_images,
+        unet=cpu_unet(),
+        masking=MaskingConfig(mode=masking),
+        train=cpu_training(minutes, seed),
+    )
+    logger.info(
+        "%s: %d steps in %.0f s", name, model.training["steps"], time.perf_counter() - started
+    )
+    return model_method(name, model, noise_sigma=noise_sigma)
+
+
+def build_baselines(
+    names: Sequence[str],
+    noisy_images: np.ndarray,
+    *,
+    minutes: float = 2.0,
+    seed: int = 0,
+    noise_sigma: float | None = None,
+) -> list[Method]:
+    """The named baselines (``"all"`` for every one); learned ones train on ``noisy_images``."""
+    names = list(BASELINES) if list(names) == ["all"] else list(names)
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)} or all")
+    methods = []
+    for name in names:
+        if name.startswith("n2v-"):
+            masking = name.removeprefix("n2v-")
+            methods.append(
+                n2v_method(
+                    name,
+                    noisy_images,
+                    masking=masking,
+                    minutes=minutes,
+                    seed=seed,
+                    noise_sigma=noise_sigma,
+                )
+            )
+        else:
+            methods.append(classic_method(name, noise_sigma=noise_sigma))
+    return methods
