@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m semdenoise.experiments.demo --out reports/demo
+	$(BIN)/semdenoise reproduce plaques --quick --out reports/demo
 
 clean:
 	rm -rf $(VENV) reports

@@ -1,0 +1,247 @@
+"""Commands that make data, judge methods and re-run the paper's experiments:
+``synth``, ``evaluate`` and ``reproduce em|plaques|masking``. Each is a few lines over
+:mod:`semdenoise.synth`, :mod:`semdenoise.evaluation` and :mod:`semdenoise.experiments`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from semdenoise.errors import InputError
+from semdenoise.report import markdown_table
+
+reproduce_app = typer.Typer(
+    no_args_is_help=True, help="Re-run one of the paper's experiments and write its report."
+)
+
+ReportDir = Annotated[
+    Path, typer.Option("--out", help="Folder for report.md, report.json, figures.")
+]
+Quick = Annotated[bool, typer.Option(help="A few minutes on 2 CPU cores instead of the full run.")]
+SeedOption = Annotated[int, typer.Option(help="Seed for data, noise and training.")]
+
+
+def synth_command(
+    task: Annotated[str, typer.Argument(help="plaques (the noisy target task) or somata.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the stacks into.")],
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 16,
+    size: Annotated[int, typer.Option(help="Side of each image in pixels.")] = 256,
+    depth: Annotated[
+        int | None, typer.Option(help="Z slices per image: ZYX volumes instead of 2-D images.")
+    ] = None,
+    seed: SeedOption = 0,
+    photons: Annotated[
+        float | None, typer.Option(help="Photons per intensity unit (lower: noisier).")
+    ] = None,
+    read_noise: Annotated[float | None, typer.Option(help="Gaussian read-noise sigma.")] = None,
+    correlation: Annotated[
+        float, typer.Option(help="Spatial correlation width of the noise in pixels (0: none).")
+    ] = 0.0,
+) -> None:
+    """Write synthetic images: clean.tif, noisy.tif, masks.tif, instances.tif, meta.json."""
+    from semdenoise.io import write_image
+    from semdenoise.synth import DEFAULT_NOISE, NoiseSettings, make_set
+
+    if task not in DEFAULT_NOISE:
+        raise InputError(f"unknown task {task!r}; choose plaques or somata")
+    if n < 1 or size < 16 or (depth is not None and depth < 1):
+        raise InputError("--n and --depth must be at least 1 and --size at least 16")
+    default = DEFAULT_NOISE[task]
+    noise = NoiseSettings(
+        photons_per_unit=default.photons_per_unit if photons is None else photons,
+        read_sigma=default.read_sigma if read_noise is None else read_noise,
+        correlation=correlation,
+    )
+    if noise.photons_per_unit <= 0 or noise.read_sigma < 0 or noise.correlation < 0:
+        raise InputError("--photons must be > 0, --read-noise and --correlation >= 0")
+    images = make_set(task, n, size=size, depth=depth, seed=seed, noise=noise)
+    out.mkdir(parents=True, exist_ok=True)
+    stacks = {
+        "clean": images.clean,
+        "noisy": images.noisy,
+        "masks": images.masks,
+        "instances": images.instances,
+    }
+    for name, stack in stacks.items():
+        write_image(out / f"{name}.tif", stack)
+    meta = {"task": task, "n": n, "size": size, "depth": depth, "seed": seed}
+    meta["noise"] = {
+        "photons_per_unit": noise.photons_per_unit,
+        "read_sigma": noise.read_sigma,
+        "correlation": noise.correlation,
+    }
+    meta["data_range"] = images.data_range
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    typer.echo(f"wrote {n} {task} image(s) of {images.clean.shape[1:]} to {out}")
+
+
+def _method_specs(specs: list[str]) -> list[tuple[str, Path]]:
+    parsed = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--method {spec!r}: expected NAME=MODEL.pt")
+        parsed.append((name, Path(path)))
+    return parsed
+
+
+def _read_matching(
+    path: Path | None, shape: tuple[int, ...], what: str, reader
+) -> np.ndarray | None:
+    if path is None:
+        return None
+    array = reader(path)
+    if array.shape != shape:
+        raise InputError(
+            f"{path}: {what} of shape {array.shape} do not match the noisy images {shape}"
+        )
+    return array
+
+
+def evaluate_command(
+    noisy: Annotated[Path, typer.Option("--noisy", help="Noisy image or stack to denoise.")],
+    out: ReportDir,
+    clean: Annotated[
+        Path | None, typer.Option("--clean", help="Clean versions, for PSNR/SSIM.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Target masks, for IoU and detection.")
+    ] = None,
+    instances: Annotated[
+        Path | None,
+        typer.Option(help="Instance labels for detection (default: the labels' components)."),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", help="NAME=MODEL.pt, a trained denoiser; repeatable."),
+    ] = None,
+    baselines: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: gaussian, nlm, tv, bm3d, n2v-grid, n2v-patch, all, or none."
+        ),
+    ] = "none",
+    segmenter: Annotated[
+        str | None,
+        typer.Option(
+            help="Fixed segmenter for IoU/F1: a model file, or 'otsu' (default when labels "
+            "are given without one)."
+        ),
+    ] = None,
+    baseline_minutes: Annotated[
+        float, typer.Option(help="Training time of each N2V baseline (on the noisy images).")
+    ] = 2.0,
+    noise_sigma: Annotated[
+        float | None, typer.Option(help="Known Gaussian noise sigma for BM3D (else estimated).")
+    ] = None,
+    data_range: Annotated[
+        float | None, typer.Option(help="PSNR/SSIM data range (default: the clean range).")
+    ] = None,
+) -> None:
+    """Compare denoisers on the same images: report.md, report.json and figures."""
+    from semdenoise.baselines import build_baselines, model_method
+    from semdenoise.evaluation import evaluate, model_segmenter, otsu_segmenter, write_evaluation
+    from semdenoise.io import load_model, read_image
+    from semdenoise.io.images import read_labels
+
+    specs = _method_specs(method or [])
+    names = [] if baselines == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
+    if not specs and not names:
+        raise InputError("nothing to evaluate: give --method NAME=MODEL.pt and/or --baselines")
+    noisy_images = read_image(noisy)
+    shape = noisy_images.shape
+    clean_images = _read_matching(clean, shape, "clean images", read_image)
+    label_images = _read_matching(labels, shape, "labels", read_labels)
+    instance_images = _read_matching(instances, shape, "instances", read_labels)
+    if instances is not None and labels is None:
+        raise InputError("--instances needs --labels (the target masks) too")
+    models = [(name, load_model(path)) for name, path in specs]
+    for (name, _), (_, model) in zip(specs, models, strict=True):
+        if model.denoiser is None:
+            raise InputError(f"--method {name}: {dict(specs)[name]} holds no denoiser")
+    fixed = None
+    if label_images is not None:
+        if segmenter in (None, "otsu"):
+            fixed = otsu_segmenter
+        else:
+            seg_model = load_model(segmenter)
+            if seg_model.segmenter is None:
+                raise InputError(f"--segmenter {segmenter}: holds no segmenter")
+            fixed = model_segmenter(seg_model)
+    stack = noisy_images if noisy_images.ndim == 3 else noisy_images[None]
+    try:
+        methods = (
+            build_baselines(names, stack, minutes=baseline_minutes, noise_sigma=noise_sigma)
+            if names
+            else []
+        )
+    except ValueError as e:
+        raise InputError(f"--baselines: {e}") from None
+    methods += [model_method(name, model) for name, model in models]
+    try:
+        evaluation = evaluate(
+            noisy_images,
+            methods,
+            clean=clean_images,
+            labels=label_images,
+            instances=instance_images,
+            segmenter=fixed,
+            data_range=data_range,
+        )
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    report = write_evaluation(
+        evaluation,
+        out,
+        title=f"Evaluation of {noisy.name}",
+        intro=f"Fixed segmenter: {segmenter or 'otsu'}." if fixed is not None else "",
+    )
+    typer.echo(f"wrote {report}")
+
+
+@reproduce_app.command("plaques")
+def reproduce_plaques(
+    out: ReportDir = Path("reports/plaques"), quick: Quick = False, seed: SeedOption = 0
+) -> None:
+    """§3.5: unsupervised joint training with a somata style segmenter, on synthetic plaques."""
+    from semdenoise.experiments.plaques import PlaquesSettings, run_plaques
+
+    settings = PlaquesSettings.quick(seed) if quick else PlaquesSettings(seed=seed)
+    result = run_plaques(out, settings)
+    columns = ["method", "PSNR", "SSIM", "IoU", "F1"]
+    typer.echo(markdown_table(result["summary"], columns))
+    typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
+
+
+@reproduce_app.command("em")
+def reproduce_em(
+    out: ReportDir = Path("reports/em"),
+    quick: Quick = False,
+    seed: SeedOption = 0,
+    data: Annotated[Path, typer.Option(help="Folder with the Lucchi EM stacks.")] = Path(
+        "../shared/data/lucchi_em"
+    ),
+) -> None:
+    """§3.4: N2V vs supervised joint on noisy EM at three noise levels."""
+    from semdenoise.experiments.em import EMSettings, run_em
+
+    settings = EMSettings.quick(seed) if quick else EMSettings(seed=seed)
+    result = run_em(out, settings, data=data)
+    typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
+
+
+@reproduce_app.command("masking")
+def reproduce_masking(
+    out: ReportDir = Path("reports/masking"), quick: Quick = False, seed: SeedOption = 0
+) -> None:
+    """Fig. 6–7: PSNR against masked pixels, loss spread over initialisations."""
+    from semdenoise.experiments.masking import MaskingSettings, run_masking
+
+    settings = MaskingSettings.quick(seed) if quick else MaskingSettings(seed=seed)
+    result = run_masking(out, settings)
+    typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
