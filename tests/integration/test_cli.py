@@ -281,3 +281,77 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
     )
     assert code == 2 and "absent.tif: no such file" in err
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+
+
+def test_synth_then_evaluate_through_the_cli(monkeypatch, capsys, tmp_path):
+    data = tmp_path / "plaques"
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "synth",
+        "plaques",
+        str(data),
+        "--n",
+        "2",
+        "--size",
+        "48",
+        "--seed",
+        "1",
+    )
+    assert code == 0, err
+    assert {p.name for p in data.iterdir()} == {
+        "clean.tif",
+        "noisy.tif",
+        "masks.tif",
+        "instances.tif",
+        "meta.json",
+    }
+    assert tifffile.imread(data / "noisy.tif").shape == (2, 48, 48)
+    report = tmp_path / "report"
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--noisy",
+        str(data / "noisy.tif"),
+        "--clean",
+        str(data / "clean.tif"),
+        "--labels",
+        str(data / "masks.tif"),
+        "--instances",
+        str(data / "instances.tif"),
+        "--baselines",
+        "gaussian",
+        "--out",
+        str(report),
+    )
+    assert code == 0, err
+    text = (report / "report.md").read_text()
+    assert "| gaussian |" in text and "| noisy |" in text and "F1" in text
+
+
+def test_evaluate_refuses_bad_input_in_one_line(monkeypatch, capsys, tmp_path):
+    noisy = tmp_path / "noisy.tif"
+    tifffile.imwrite(noisy, np.zeros((2, 32, 32), np.float32))
+    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((2, 32, 30), np.uint8))
+    cases = [
+        (["--labels", str(tmp_path / "labels.tif"), "--baselines", "tv"], "do not match"),
+        (["--baselines", "wiener"], "unknown baseline"),
+        (["--method", "n2v"], "NAME=MODEL.pt"),
+        (["--method", f"n2v={noisy}"], "model file"),
+        ([], "nothing to evaluate"),
+    ]
+    for extra, message in cases:
+        code, out, err = run(
+            monkeypatch,
+            capsys,
+            "evaluate",
+            "--noisy",
+            str(noisy),
+            "--out",
+            str(tmp_path / "report"),
+            *extra,
+        )
+        assert code == 2, (extra, err)
+        assert err.startswith("error:") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "report").exists()
