@@ -56,10 +56,11 @@ class EMSettings:
         """Two 512x512 test crops, one sigma, training on 256x256 crops (more steps)."""
         return cls(
             sigmas=(25.0,),
-            minutes=1.0,
-            segmenter_minutes=0.75,
+            minutes=1.5,
+            segmenter_minutes=1.0,
             test_slices=2,
             crop=512,
+            train_crop=256,
             baselines=("gaussian", "bm3d"),
             seed=seed,
         )
@@ -159,9 +160,9 @@ def run_em(
             title=f"EM, Gaussian noise sigma {sigma:g}: N2V vs supervised joint (paper §3.4)",
             highlight="joint",
         )
-        rows += [{"sigma": sigma, **row} for row in evaluation.summary]
+        rows += [{"sigma": f"{sigma:g}", **row} for row in evaluation.summary]
         runs += [
-            {"sigma": sigma, "model": name, "steps": m.training["steps"]}
+            {"sigma": f"{sigma:g}", "model": name, "steps": m.training["steps"]}
             for name, m in (("n2v", n2v), ("joint", joint))
         ]
     columns = ["sigma", "method", "PSNR", "SSIM", "IoU", "F1", "own IoU", "own F1", "s/MP"]
