@@ -40,8 +40,8 @@ class PlaquesSettings:
     n_somata: int = 32
     n_train: int = 32
     n_test: int = 16
-    minutes: float = 8.0  # N2V and the joint model each
-    segmenter_minutes: float = 4.0  # the style and the evaluation segmenter each
+    minutes: float = 5.0  # N2V and the joint model each
+    segmenter_minutes: float = 2.5  # the style and the evaluation segmenter each
     baselines: tuple[str, ...] = ("gaussian", "nlm", "tv", "bm3d")
     seed: int = 0
 
