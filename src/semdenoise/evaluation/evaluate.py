@@ -47,7 +47,7 @@ class Evaluation:
         return next(r for r in self.summary if r["method"] == method)
 
 
-def _stack(images: np.ndarray | None, what: str) -> np.ndarray | None:
+def _stack(images: np.ndarray | None) -> np.ndarray | None:
     if images is None:
         return None
     images = np.asarray(images)
@@ -108,10 +108,8 @@ def evaluate(
     (max - min), stated in the result, never a guess from the dtype. Without
     ``segmenter`` or ``labels`` only PSNR/SSIM are computed.
     """
-    noisy = _stack(noisy, "noisy").astype(np.float32)
-    clean, labels, instances = (
-        _stack(a, n) for a, n in ((clean, "clean"), (labels, "labels"), (instances, "instances"))
-    )
+    noisy = _stack(noisy).astype(np.float32)
+    clean, labels, instances = (_stack(a) for a in (clean, labels, instances))
     _check_shapes(noisy, clean=clean, labels=labels, instances=instances)
     names = [m.name for m in methods]
     if len(set(names)) != len(names) or {NOISY, CLEAN} & set(names):
@@ -171,9 +169,7 @@ def evaluate(
             entry["s/MP"] = seconds[name] / megapixels
         summary.append(entry)
     details = {m.name: m.details for m in methods if m.details}
-    return Evaluation(
-        summary, per_image, outputs, segmentations, own, data_range, details, labels
-    )
+    return Evaluation(summary, per_image, outputs, segmentations, own, data_range, details, labels)
 
 
 def _at(stack: np.ndarray | None, index: int) -> np.ndarray | None:
