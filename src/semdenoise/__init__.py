@@ -10,6 +10,7 @@ The notebook API::
     joint = sd.train_joint(noisy_stack, labels=masks)              # Eq. 3
     joint = sd.train_joint(plaques, style_segmenter=somata_seg)    # Eq. 4
     mask = sd.segment(joint, noisy_image)
+    sd.denoise_zarr(model, "brain.zarr", "denoised.zarr")        # larger than memory
 """
 
 from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
@@ -22,7 +23,7 @@ from semdenoise.errors import (
 )
 from semdenoise.io import load_model, read_image, save_model, write_image
 from semdenoise.models.trained import TrainedModel
-from semdenoise.predict import denoise, segment
+from semdenoise.predict import denoise, denoise_zarr, segment
 from semdenoise.training import train_joint, train_n2v, train_seg
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "TrainingInterrupted",
     "UNetConfig",
     "denoise",
+    "denoise_zarr",
     "load_model",
     "read_image",
     "save_model",

@@ -273,7 +273,13 @@ def denoise_command(
     model: Model,
     source: Source,
     target: Target,
-    tile_size: TileSize = 1024,
+    tile_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest window side fed to the network (default 1024; Zarr to Zarr: "
+            "one window per chunk)."
+        ),
+    ] = None,
     batch_size: WindowBatch = None,
     device: PredictDevice = "auto",
     tta: Annotated[
@@ -287,25 +293,61 @@ def denoise_command(
             "slice: blends the observed pixel back in (N2V models).",
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Zarr to Zarr: 'threads' (default), or the address of a running "
+            "dask.distributed scheduler, e.g. tcp://host:8786."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Zarr to Zarr: local worker threads (default 1).")
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(help="Zarr to Zarr: Y/X side of the chunks worked on (default 1024)."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Zarr to Zarr: continue an interrupted run of the same model, input and "
+            "options, skipping written chunks; --no-resume starts over."
+        ),
+    ] = True,
 ) -> None:
-    """Denoise an image or stack; writes float32 in the input's intensity scale."""
+    """Denoise an image or stack; writes float32 in the input's intensity scale.
+
+    Zarr to Zarr runs chunk by chunk on Dask (memory bounded by the chunk, not the
+    image) and writes OME-Zarr.
+    """
     from semdenoise.io import load_model, read_image, write_image
-    from semdenoise.predict import denoise
+    from semdenoise.predict import denoise, denoise_zarr
 
     _refuse_overwrite(target, source, model)
-    _check_prediction_options(tile_size, batch_size)
+    _check_prediction_options(1024 if tile_size is None else tile_size, batch_size)
+    options = {"batch_size": batch_size, "device": device, "tta": tta}
+    options |= _given(tile_size=tile_size)
+    if source.suffix.lower() == ".zarr" and target.suffix.lower() == ".zarr":
+        denoise_zarr(
+            load_model(model),
+            source,
+            target,
+            scheduler=scheduler,
+            workers=workers,
+            resume=resume,
+            noise_sigma=noise_sigma,
+            **_given(chunk_size=chunk_size),
+            **options,
+        )
+        typer.echo(f"wrote {target}: float32 OME-Zarr")
+        return
+    if scheduler is not None or workers is not None or chunk_size is not None:
+        raise InputError(
+            "--scheduler, --workers and --chunk-size apply to Zarr input and Zarr output only"
+        )
     loaded = load_model(model)
     image = read_image(source)
-    denoised = denoise(
-        loaded,
-        image,
-        tile_size=tile_size,
-        batch_size=batch_size,
-        device=device,
-        tta=tta,
-        noise_sigma=noise_sigma,
-        source=str(source),
-    )
+    denoised = denoise(loaded, image, noise_sigma=noise_sigma, source=str(source), **options)
     write_image(target, denoised, inputs=(source, model))
     typer.echo(f"wrote {target}: {denoised.shape} float32")
 

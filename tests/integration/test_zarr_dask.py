@@ -1,0 +1,216 @@
+"""Larger-than-memory prediction: Zarr in, Dask chunks with a halo, Zarr out, resumable."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+import semdenoise as sd
+from semdenoise.cli import main
+from semdenoise.models.trained import TrainedModel
+from semdenoise.models.unet import UNet
+from semdenoise.normalization import Normalization
+from semdenoise.predict.chunked import PROGRESS_DIR, partial_path
+
+
+def tiny_model(depth: int = 2) -> TrainedModel:
+    """An untrained network with non-trivial BatchNorm statistics, as after training."""
+    torch.manual_seed(0)
+    net = UNet(sd.UNetConfig(depth=depth, base_channels=4))
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return TrainedModel(
+        kind="n2v",
+        networks={"denoiser": net.eval()},
+        normalization=Normalization(mean=100.0, std=20.0),
+        training={"blind_spot_mse": 900.0},
+    )
+
+
+def write_zarr(path, image, chunks, *, ome=False):
+    if ome:
+        group = zarr.open_group(str(path), mode="w")
+        group.create_array("0", shape=image.shape, chunks=chunks, dtype=image.dtype)[...] = image
+        axes = [{"name": n, "type": "space"} for n in "zyx"[-image.ndim :]]
+        scale = [1.0, 0.32, 0.32][-image.ndim :]
+        group.attrs["ome"] = {
+            "version": "0.5",
+            "multiscales": [
+                {
+                    "axes": axes,
+                    "datasets": [
+                        {
+                            "path": "0",
+                            "coordinateTransformations": [{"type": "scale", "scale": scale}],
+                        }
+                    ],
+                }
+            ],
+        }
+    else:
+        array = zarr.create_array(
+            store=str(path), shape=image.shape, chunks=chunks, dtype=image.dtype
+        )
+        array[...] = image
+
+
+@pytest.fixture
+def stack(tmp_path):
+    rng = np.random.default_rng(3)
+    image = (100 + 20 * rng.normal(size=(3, 90, 75))).astype(np.uint16)
+    path = tmp_path / "stack.zarr"
+    write_zarr(path, image, (1, 32, 32), ome=True)
+    return path, image
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_dask_output_equals_in_memory_denoise(tmp_path, stack, depth):
+    path, image = stack
+    model = tiny_model(depth)
+    target = sd.denoise_zarr(model, path, tmp_path / "out.zarr", chunk_size=24, tile_size=40)
+    expected = sd.denoise(model, image)
+    result = sd.read_image(target)
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-3)
+    group = zarr.open_group(str(target), mode="r")
+    halo = model.denoiser.config.receptive_radius  # chunks are never smaller than it
+    side = max(24, -(-halo // 4) * 4)
+    assert group["0"].dtype == np.float32 and group["0"].chunks == (1, side, side)
+    multiscale = group.attrs["ome"]["multiscales"][0]
+    assert [a["name"] for a in multiscale["axes"]] == ["z", "y", "x"]
+    assert multiscale["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.32, 0.32]
+    assert group.attrs["semdenoise"]["complete"] is True
+    assert not (target / PROGRESS_DIR).exists() and not partial_path(target).exists()
+
+
+def test_two_d_image_and_noise_sigma_blend(tmp_path):
+    image = np.random.default_rng(4).normal(100, 20, size=(70, 101)).astype(np.float32)
+    write_zarr(tmp_path / "plane.zarr", image, (70, 50))
+    model = tiny_model()
+    target = sd.denoise_zarr(
+        model, tmp_path / "plane.zarr", tmp_path / "out.zarr", chunk_size=32, noise_sigma=10.0
+    )
+    np.testing.assert_allclose(
+        sd.read_image(target), sd.denoise(model, image, noise_sigma=10.0), rtol=1e-5, atol=1e-3
+    )
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_without_redoing_chunks(tmp_path, stack):
+    path, _ = stack
+    model = tiny_model()
+    straight = sd.denoise_zarr(model, path, tmp_path / "straight.zarr", chunk_size=32)
+    target = tmp_path / "out.zarr"
+    first: list[tuple] = []
+
+    def stop_after_four(block_id):
+        first.append(block_id)
+        if len(first) == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        sd.denoise_zarr(model, path, target, chunk_size=32, on_chunk=stop_after_four)
+    assert not target.exists()  # an unfinished output never has the final name
+    assert len(list((partial_path(target) / PROGRESS_DIR).iterdir())) == 4
+    second: list[tuple] = []
+    sd.denoise_zarr(model, path, target, chunk_size=32, on_chunk=second.append)
+    total = 3 * 2 * 2  # Z slices x Y chunks (32, 58) x X chunks (32, 43): no sliver < halo
+    assert len(second) == total - 4 and not set(first) & set(second)
+    np.testing.assert_array_equal(sd.read_image(target), sd.read_image(straight))
+
+
+def test_a_changed_run_starts_over(tmp_path, stack):
+    path, _ = stack
+    target = tmp_path / "out.zarr"
+
+    def stop(block_id):
+        raise Stop
+
+    with pytest.raises(Stop):
+        sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=stop)
+    calls: list[tuple] = []
+    sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=calls.append, tile_size=64)
+    assert len(calls) == 12  # other options: nothing reused
+    calls.clear()
+    sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=calls.append)
+    assert len(calls) == 12  # a finished output is replaced, not resumed
+
+
+def test_distributed_local_cluster(tmp_path, stack):
+    from distributed import Client, LocalCluster
+
+    path, image = stack
+    model = tiny_model()
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        by_client = sd.denoise_zarr(
+            model, path, tmp_path / "a.zarr", chunk_size=48, scheduler=client
+        )
+        by_address = sd.denoise_zarr(
+            model, path, tmp_path / "b.zarr", chunk_size=48, scheduler=cluster.scheduler_address
+        )
+    expected = sd.denoise(model, image)
+    np.testing.assert_allclose(sd.read_image(by_client), expected, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(sd.read_image(by_address), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, stack):
+    path, _ = stack
+    model = tiny_model()
+    with pytest.raises(sd.InputError, match="no such file"):
+        sd.denoise_zarr(model, tmp_path / "missing.zarr", tmp_path / "o.zarr")
+    write_zarr(tmp_path / "four.zarr", np.zeros((2, 2, 16, 16), np.float32), (1, 1, 16, 16))
+    with pytest.raises(sd.InputError, match="4-D array"):
+        sd.denoise_zarr(model, tmp_path / "four.zarr", tmp_path / "o.zarr")
+    with pytest.raises(sd.InputError, match="overwrite an input"):
+        sd.denoise_zarr(model, path, path)
+    with pytest.raises(sd.InputError, match="must be a .zarr"):
+        sd.denoise_zarr(model, path, tmp_path / "o.tif")
+    with pytest.raises(sd.InputError, match="cannot reach the Dask scheduler"):
+        sd.denoise_zarr(model, path, tmp_path / "o.zarr", scheduler="tcp://127.0.0.1:1")
+    bad = np.full((1, 40, 40), 5.0, np.float32)
+    bad[0, 33, 7] = np.nan
+    write_zarr(tmp_path / "nan.zarr", bad, (1, 40, 40))
+    with pytest.raises(sd.InputError, match=r"nan.zarr\[0:1, 0:40, 0:40\].*NaN"):
+        sd.denoise_zarr(model, tmp_path / "nan.zarr", tmp_path / "o.zarr")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["semdenoise", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_zarr_to_zarr_goes_through_dask(monkeypatch, capsys, tmp_path, stack):
+    path, image = stack
+    model = tiny_model()
+    sd.save_model(model, tmp_path / "m.pt")
+    out = tmp_path / "out.zarr"
+    code, stdout, _ = run(
+        monkeypatch, capsys, "denoise", str(tmp_path / "m.pt"), str(path), str(out),
+        "--chunk-size", "48", "--workers", "2",
+    )  # fmt: skip
+    assert code == 0 and "wrote" in stdout
+    np.testing.assert_allclose(sd.read_image(out), sd.denoise(model, image), rtol=1e-5, atol=1e-3)
+    code, _, err = run(
+        monkeypatch, capsys, "denoise", str(tmp_path / "m.pt"), str(path), str(tmp_path / "o.tif"),
+        "--scheduler", "tcp://127.0.0.1:1",
+    )  # fmt: skip
+    assert code == 2 and err.startswith("error:") and "Zarr" in err and len(err.splitlines()) == 1
