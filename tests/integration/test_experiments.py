@@ -39,10 +39,10 @@ def test_reproduce_masking_writes_both_ablations(tmp_path):
         counts=(4, 32),
         spread_counts=(4, 32),
         seeds=2,
-        steps=6,
+        steps=40,
         n_train=3,
         n_test=1,
-        val_every=2,
+        val_every=20,
     )
     result = run_masking(tmp_path, settings)
     assert [row["masked pixels"] for row in result["psnr"]] == [4, 32]

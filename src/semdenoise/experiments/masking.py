@@ -43,6 +43,10 @@ class MaskingSettings:
     val_every: int = 25
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.steps < 40:  # the training loss is logged every 10 steps
+            raise ValueError(f"steps must be at least 40 for a loss curve, got {self.steps}")
+
     @classmethod
     def quick(cls, seed: int = 0) -> MaskingSettings:
         return cls(
