@@ -81,7 +81,12 @@ def _configs(**options: Any) -> dict[str, Any]:
     )
     unet = parse(
         UNetConfig,
-        _given(**{k: options.get(k) for k in ("depth", "base_channels", "residual")}),
+        _given(
+            **{
+                k: options.get(k)
+                for k in ("dims", "depth", "base_channels", "residual", "xy_only_levels")
+            }
+        ),
         source="network options",
     )
     masking = parse(
@@ -125,8 +130,12 @@ def train_n2v_command(
     residual: Residual = True,
     device: Device = "auto",
     progress: Progress = True,
+    dims: Annotated[int, typer.Option(help=_help(UNetConfig, "dims"))] = 2,
+    crop_depth: Annotated[int | None, typer.Option(help=_help(TrainConfig, "crop_depth"))] = None,
+    xy_only_levels: Annotated[int, typer.Option(help=_help(UNetConfig, "xy_only_levels"))] = 0,
 ) -> None:
-    """Train a Noise2Void denoiser (grid masking on full images by default)."""
+    """Train a Noise2Void denoiser (grid masking on full images by default; --dims 3: a
+    3-D network on (Z, Y, X) volumes, one per file)."""
     from semdenoise.training import train_n2v
 
     _refuse_overwrite(out, images)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from semdenoise.errors import InputError
 
@@ -26,9 +26,16 @@ class _Config(BaseModel):
 
 
 class UNetConfig(_Config):
-    """Architecture of the U-Net (paper §2.1–2.2, Tab. 1)."""
+    """Architecture of the U-Net (paper §2.1–2.2, Tab. 1), 2-D or 3-D.
 
-    dims: Literal[2] = Field(2, description="Spatial dimensions of the network.")
+    Model files written before 3-D existed hold no ``dims`` and load as 2-D.
+    """
+
+    dims: Literal[2, 3] = Field(
+        2,
+        description="Spatial dimensions of the network: 2 (images, stacks slice by "
+        "slice) or 3 (ZYX volumes, conv3x3x3).",
+    )
     depth: int = Field(2, ge=1, le=5, description="Number of down-sampling steps.")
     base_channels: int = Field(32, ge=1, le=256, description="Channels of the first level.")
     in_channels: int = Field(1, ge=1)
@@ -39,11 +46,38 @@ class UNetConfig(_Config):
         "off, the network predicts the image directly (segmenters: always off).",
     )
     negative_slope: float = Field(0.01, ge=0.0, lt=1.0, description="LeakyReLU slope.")
+    xy_only_levels: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="3-D, anisotropic voxels: the first this many levels pool and upsample "
+        "in Y/X only, about log2(Z spacing / Y-X spacing) (1 for 0.32x0.32x1 µm).",
+    )
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> UNetConfig:
+        if self.xy_only_levels > (self.depth if self.dims == 3 else 0):
+            raise ValueError(
+                f"xy_only_levels {self.xy_only_levels} needs a 3-D network of at least that "
+                f"depth (dims {self.dims}, depth {self.depth})"
+            )
+        return self
 
     @property
     def size_multiple(self) -> int:
-        """Spatial sizes the network runs on without padding: multiples of 2**depth."""
+        """Y/X sizes the network runs on without padding: multiples of 2**depth."""
         return 2**self.depth
+
+    @property
+    def z_pooling(self) -> tuple[bool, ...]:
+        """Per level, whether pooling also halves Z (3-D only; the first
+        ``xy_only_levels`` do not)."""
+        return tuple(level >= self.xy_only_levels for level in range(self.depth))
+
+    @property
+    def z_multiple(self) -> int:
+        """Z sizes a 3-D network runs on without padding: 2**(levels that pool in Z)."""
+        return 2 ** sum(self.z_pooling)
 
     @property
     def min_size(self) -> int:
@@ -51,17 +85,34 @@ class UNetConfig(_Config):
         return max(self.size_multiple, 8)
 
     @property
+    def min_size_z(self) -> int:
+        """Fewest Z slices a 3-D network trains on: one bottom pooling cell, at least 3
+        (a voxel needs neighbours above and below)."""
+        return max(self.z_multiple, 3)
+
+    @property
     def receptive_radius(self) -> int:
-        """Pixels of context on each side that can influence one output pixel.
+        """Pixels of context on each side (Y/X) that can influence one output pixel.
 
         Each level ``l`` adds two 3x3 convolutions at scale ``2**l`` on the way down and
         on the way up; pooling and upsampling add at most ``2**l - 1`` each.
         """
-        radius = 0
-        for level in range(self.depth):
-            radius += 2 * 2 * 2**level + 2 * (2**level)
-        radius += 2 * 2**self.depth
-        return radius
+        return _receptive_radius((True,) * self.depth)
+
+    @property
+    def receptive_radius_z(self) -> int:
+        """Like ``receptive_radius``, along Z of a 3-D network (smaller where levels
+        pool in Y/X only, since their Z scale does not grow)."""
+        return _receptive_radius(self.z_pooling)
+
+
+def _receptive_radius(pools: tuple[bool, ...]) -> int:
+    """Context radius along one axis, given per level whether that axis is pooled."""
+    radius, scale = 0, 1
+    for pooled in pools:
+        radius += 2 * 2 * scale + (2 * scale if pooled else 0)
+        scale *= 2 if pooled else 1
+    return radius + 2 * scale
 
 
 class MaskingConfig(_Config):
@@ -91,16 +142,20 @@ class MaskingConfig(_Config):
         0.002, gt=0.0, le=0.25, description="Patch mode: fraction of pixels masked."
     )
 
-    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
-        """Grid cells (rows, cols) for an image: the paper's density unless a count is set."""
-        target = (
-            self.n_masked if self.n_masked is not None else height * width / self.pixels_per_mask
-        )
+    def grid_shape(self, *sizes: int) -> tuple[int, ...]:
+        """Grid cells per axis for an image (Y, X) or volume (Z, Y, X): the paper's
+        density unless a count is set.
+
+        In 3-D the same density counts voxels (one masked voxel per ~388, a cell of
+        about 7.3 voxels a side), so the share of masked inputs, and with it the
+        blind-spot training signal per voxel, matches the 2-D default; cells are cubes
+        in voxels, fewer along a short axis.
+        """
+        volume = math.prod(sizes)
+        target = self.n_masked if self.n_masked is not None else volume / self.pixels_per_mask
         target = max(1.0, float(target))
-        cell = math.sqrt(height * width / target)
-        rows = min(height, max(1, round(height / cell)))
-        cols = min(width, max(1, round(width / cell)))
-        return rows, cols
+        cell = (volume / target) ** (1 / len(sizes))
+        return tuple(min(size, max(1, round(size / cell))) for size in sizes)
 
 
 class TrainConfig(_Config):
@@ -119,7 +174,11 @@ class TrainConfig(_Config):
     )
     seed: int = Field(0, ge=0, description="Seed for weights, masking, sampling, splits.")
     val_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="Fraction of images held out for validation."
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction of images held out for validation (3-D, fewer volumes than "
+        "that takes: a slab of this share along each volume's longest axis).",
     )
     val_every: int = Field(200, ge=1, description="Validate every this many steps.")
     checkpoint_every: int = Field(500, ge=1, description="Checkpoint every this many steps.")
@@ -127,10 +186,33 @@ class TrainConfig(_Config):
         None,
         ge=8,
         description="Grid mode: train on random square crops of this side "
-        "instead of full images (for images too large for one step).",
+        "instead of full images (for images too large for one step); 3-D: the Y/X "
+        "side of the crops (default 64).",
     )
-    augment: bool = Field(True, description="Random rotations/flips (the 8 of paper §3.1).")
+    crop_depth: int | None = Field(
+        None,
+        ge=1,
+        description="3-D: Z side of the random training crops (default 32; Y/X side: "
+        "--crop-size, default 64); a smaller volume is used whole.",
+    )
+    augment: bool = Field(
+        True,
+        description="Random rotations/flips (the 8 of paper §3.1; 3-D: those 8 in Y/X "
+        "times a Z flip, which keep anisotropic voxels as they are).",
+    )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where to train.")
+
+
+DEFAULT_CROP_3D = (32, 64, 64)
+
+
+def crop_shape(train: TrainConfig, dims: int) -> tuple[int, ...] | None:
+    """Training crop per spatial axis: 2-D full images unless ``crop_size`` is set;
+    3-D always crops (default 32x64x64), since whole volumes rarely fit one step."""
+    if dims == 2:
+        return None if train.crop_size is None else (train.crop_size,) * 2
+    side = train.crop_size or DEFAULT_CROP_3D[1]
+    return (train.crop_depth or DEFAULT_CROP_3D[0], side, side)
 
 
 def default_batch_size(masking: MaskingConfig) -> int:

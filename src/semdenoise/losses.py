@@ -9,11 +9,14 @@ import torch.nn.functional as F
 def n2v_loss(
     prediction: torch.Tensor,
     noisy: torch.Tensor,
-    positions: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    positions: tuple[torch.Tensor, ...],
 ) -> torch.Tensor:
-    """MSE between prediction and the original noisy values at masked pixels only (Eq. 1–2)."""
-    b, y, x = positions
-    return (prediction[b, 0, y, x] - noisy[b, 0, y, x]).square().mean()
+    """MSE between prediction and the original noisy values at masked pixels only (Eq. 1–2).
+
+    ``positions`` is (b, y, x) for images or (b, z, y, x) for volumes.
+    """
+    b, *coords = positions
+    return (prediction[(b, 0, *coords)] - noisy[(b, 0, *coords)]).square().mean()
 
 
 def dice_loss(logits: torch.Tensor, labels: torch.Tensor, *, eps: float = 1.0) -> torch.Tensor:

@@ -42,7 +42,7 @@ def test_neighbour_is_never_the_pixel_itself_and_stays_in_window_and_image(radiu
     yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     y = yy.reshape(-1).repeat(200)
     x = xx.reshape(-1).repeat(200)
-    src_y, src_x = neighbour_positions(y, x, height, width, radius=radius, generator=gen(1))
+    src_y, src_x = neighbour_positions((y, x), (height, width), radius=radius, generator=gen(1))
     assert not ((src_y == y) & (src_x == x)).any()
     assert ((src_y - y).abs() <= radius).all() and ((src_x - x).abs() <= radius).all()
     assert src_y.min() >= 0 and src_y.max() < height and src_x.min() >= 0 and src_x.max() < width
@@ -68,7 +68,7 @@ def test_median_replacement_excludes_the_centre():
     image[0, 0, 3, 3] = 1000.0  # the centre is an outlier; its window is otherwise 0..
     image[0, 0, 1:6, 1:6] += torch.arange(25, dtype=torch.float32).reshape(5, 5)
     median = window_medians(
-        image, torch.tensor([0]), torch.tensor([3]), torch.tensor([3]), radius=2
+        image, (torch.tensor([0]), torch.tensor([3]), torch.tensor([3])), radius=2
     )
     window = image[0, 0, 1:6, 1:6].reshape(-1)
     others = torch.cat([window[:12], window[13:]])

@@ -14,6 +14,7 @@ from semdenoise.io.model_file import load_model
 from semdenoise.models.trained import TrainedModel
 from semdenoise.noise_level import estimate_noise_sigma
 from semdenoise.predict.tiling import predict_tiled
+from semdenoise.predict.tiling_3d import predict_volume
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def denoise(
     noise_sigma: float | str | None = None,
     source: str = "image",
 ) -> np.ndarray:
-    """Denoise a (Y, X) image or a (Z, Y, X) stack slice by slice.
+    """Denoise a (Y, X) image or a (Z, Y, X) stack slice by slice (a 3-D model: the
+    (Z, Y, X) volume as a whole, in overlapping 3-D windows).
 
     Normalises with the model's stored statistics and returns float32 in the input's
     intensity scale, same shape. ``tta`` averages the predictions of the 8
@@ -73,6 +75,30 @@ def denoise(
         _blind_spot_mse(model)  # refuse a model without the stored error before any work
     else:
         fixed_alpha = center_weight(model, _as_sigma(noise_sigma))
+    if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
+        if image.ndim != 3:
+            raise InputError(
+                f"{source}: 2-D image of shape {image.shape}, this 3-D model needs a "
+                "(Z, Y, X) volume"
+            )
+        predicted = predict_volume(
+            net,
+            model.normalization.normalize(image),
+            tta=tta,
+            tile_size=tile_size,
+            batch_size=batch_size,
+            device=device,
+        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            denoised = model.normalization.denormalize(predicted)
+        check_network_output(denoised, model, source=source)
+        for z, plane in enumerate(image):
+            alpha = (
+                fixed_alpha if fixed_alpha is not None else _estimated_center_weight(model, plane)
+            )
+            if alpha > 0:
+                denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
+        return denoised
     planes = image if image.ndim == 3 else image[None]
     denoised = np.empty(planes.shape, dtype=np.float32)
     for z, plane in enumerate(planes):

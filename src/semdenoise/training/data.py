@@ -6,13 +6,17 @@ step costs no host round trip and a resumed run can restore the sampler's state.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.io.checks import (
     check_image,
@@ -21,8 +25,15 @@ from semdenoise.io.checks import (
     check_not_constant,
     check_pairs,
 )
-from semdenoise.io.images import read_training_images, read_training_labels
+from semdenoise.io.images import (
+    list_image_files,
+    read_image,
+    read_training_images,
+    read_training_labels,
+)
 from semdenoise.normalization import Normalization
+
+logger = logging.getLogger(__name__)
 
 ImagesLike = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 
@@ -125,7 +136,7 @@ class ImageBank:
     as channel 1, so cropping and augmentation keep the two aligned for free.
     """
 
-    stacks: list[torch.Tensor]  # each (N, C, H, W)
+    stacks: list[torch.Tensor]  # each (N, C, H, W), or (N, C, Z, Y, X) for volumes
 
     @classmethod
     def from_arrays(
@@ -153,8 +164,10 @@ class ImageBank:
             index -= len(stack)
         raise IndexError(index)
 
-    def sample(self, batch: int, crop_size: int | None, generator: torch.Generator) -> torch.Tensor:
-        """A training batch: whole images, or random square crops when a size is given."""
+    def sample(
+        self, batch: int, crop_size: int | Sequence[int] | None, generator: torch.Generator
+    ) -> torch.Tensor:
+        """A training batch: whole images, or random crops when a size is given."""
         if crop_size is None:
             return self.full_images(batch, generator)
         return self.crops(batch, crop_size, generator)
@@ -169,28 +182,162 @@ class ImageBank:
         index = torch.randint(len(stack), (batch,), generator=generator, device=generator.device)
         return stack[index]
 
-    def crops(self, batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
-        """``batch`` random square crops, images drawn in proportion to their area."""
+    def crops(
+        self, batch: int, size: int | Sequence[int], generator: torch.Generator
+    ) -> torch.Tensor:
+        """``batch`` random crops, images drawn in proportion to their pixel count.
+
+        An int is a square crop (clipped to the smallest side of any image); a sequence
+        gives one side per spatial axis, each clipped to the smallest image along it
+        (volumes: (Z, Y, X), so a volume thinner than the crop is used whole in Z).
+        """
+        ndim = self.stacks[0].ndim - 2
+        if isinstance(size, int):
+            sizes = (min(size, *(min(s.shape[2:]) for s in self.stacks)),) * ndim
+        else:
+            sizes = tuple(
+                min(side, *(s.shape[2 + axis] for s in self.stacks))
+                for axis, side in enumerate(size)
+            )
         areas = torch.tensor(
-            [float(s.shape[-2] * s.shape[-1] * len(s)) for s in self.stacks],
+            [float(math.prod(s.shape[2:]) * len(s)) for s in self.stacks],
             device=generator.device,
         )
-        size = min(size, *(min(s.shape[-2:]) for s in self.stacks))
         crops = []
         choice = torch.multinomial(areas, batch, replacement=True, generator=generator)
         for k in choice.tolist():
             stack = self.stacks[k]
-            height, width = stack.shape[-2:]
-            u = torch.rand(3, generator=generator, device=generator.device).tolist()
+            u = torch.rand(1 + ndim, generator=generator, device=generator.device).tolist()
             i = int(u[0] * len(stack))
-            y = int(u[1] * (height - size + 1))
-            x = int(u[2] * (width - size + 1))
-            crops.append(stack[i, :, y : y + size, x : x + size])
+            window = tuple(
+                slice(start, start + side)
+                for side, extent, fraction in zip(sizes, stack.shape[2:], u[1:], strict=True)
+                for start in [int(fraction * (extent - side + 1))]
+            )
+            crops.append(stack[(i, slice(None), *window)])
         return torch.stack(crops)
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One of the 8 rotations/flips of the square's symmetry group, for the whole batch."""
-    k = int(torch.randint(8, (1,), generator=generator, device=generator.device))
+    """One of the 8 rotations/flips of the square's symmetry group, for the whole batch.
+
+    Volumes (B, C, Z, Y, X) get those 8 in Y/X and, independently, a Z flip: the 16
+    symmetries that keep an anisotropic voxel grid (thick Z slices) as it is.
+    """
+    volume = batch.ndim == 5
+    k = int(torch.randint(16 if volume else 8, (1,), generator=generator, device=generator.device))
     batch = torch.rot90(batch, k % 4, dims=(-2, -1))
-    return batch.flip(-1) if k >= 4 else batch
+    batch = batch.flip(-1) if k % 8 >= 4 else batch
+    return batch.flip(-3) if k >= 8 else batch
+
+
+def centre_crop(batch: torch.Tensor, shape: Sequence[int] | None) -> torch.Tensor:
+    """The central ``shape`` (clipped to the batch) of a (B, C, ...) batch; all if None."""
+    if shape is None:
+        return batch
+    window = tuple(
+        slice((extent - min(side, extent)) // 2, (extent - min(side, extent)) // 2 + side)
+        for side, extent in zip(shape, batch.shape[2:], strict=True)
+    )
+    return batch[(slice(None), slice(None), *window)]
+
+
+# ----- 3-D: each file or array is one (Z, Y, X) volume ------------------------------
+
+
+def _volume_min_shape(unet: UNetConfig) -> tuple[int, int, int]:
+    return (unet.min_size_z, unet.min_size, unet.min_size)
+
+
+def check_volume(volume: np.ndarray, unet: UNetConfig, *, source: str) -> None:
+    """Refuse a 2-D image or a volume smaller than the 3-D network needs, in one line."""
+    if volume.ndim != 3:
+        raise InputError(
+            f"{source}: {volume.ndim}-D image of shape {volume.shape}; a 3-D network "
+            "trains on (Z, Y, X) volumes (one per file), use --dims 2 for 2-D images"
+        )
+    needed = _volume_min_shape(unet)
+    if any(side < need for side, need in zip(volume.shape, needed, strict=True)):
+        hint = (
+            "; fewer Z slices need --xy-only-levels (pool in Y/X only) or a smaller --depth"
+            if volume.shape[0] < needed[0]
+            else ""
+        )
+        raise InputError(
+            f"{source}: volume of {'x'.join(map(str, volume.shape))} voxels is smaller than "
+            f"the {'x'.join(map(str, needed))} this network needs{hint}"
+        )
+
+
+def load_training_volumes(images: ImagesLike, unet: UNetConfig) -> list[tuple[str, np.ndarray]]:
+    """Named, checked (Z, Y, X) float32 volumes: a file or folder of files, a 3-D array
+    or a list of them. Unlike 2-D training, a stack is one volume, not many images."""
+    if isinstance(images, str | os.PathLike):
+        path = Path(images)
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            files = list_image_files(path)
+            if not files:
+                raise InputError(f"{path}: folder holds no image files")
+        else:
+            files = [path]
+        named = [(str(file), read_image(file)) for file in files]
+    else:
+        arrays = [images] if isinstance(images, np.ndarray) else list(images)
+        if not arrays:
+            raise InputError("training volumes: empty list")
+        named = [
+            (f"volumes[{index}]", check_image(array, source=f"volumes[{index}]"))
+            for index, array in enumerate(arrays)
+        ]
+    for source, volume in named:
+        check_volume(volume, unet, source=source)
+        check_not_constant(volume, source=source)
+    return named
+
+
+def split_volumes(
+    named: list[tuple[str, np.ndarray]], val_fraction: float, *, seed: int, unet: UNetConfig
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Training and validation volumes.
+
+    With enough volumes, whole ones are held out (as 2-D holds out whole images). With
+    fewer (typically a single volume), a slab of ``val_fraction`` at the end of each
+    volume's longest axis is held out, when both parts stay large enough for the net.
+    """
+    n_val = int(val_fraction * len(named))
+    if n_val >= 1 or val_fraction == 0:
+        train_ids, val_ids = split_by_image(len(named), val_fraction, seed=seed)
+        return [named[i][1] for i in train_ids], [named[i][1] for i in val_ids]
+    needed = _volume_min_shape(unet)
+    train, val = [], []
+    for source, volume in named:
+        axis = int(np.argmax(volume.shape))
+        extent = volume.shape[axis]
+        slab = max(math.ceil(val_fraction * extent), needed[axis])
+        if extent - slab < needed[axis]:
+            logger.info("%s: too small to hold out a validation slab", source)
+            train.append(volume)
+            continue
+        first, second = np.split(volume, [extent - slab], axis=axis)
+        train.append(first)
+        val.append(second)
+    return train, val
+
+
+def prepare_training_volumes(
+    images: ImagesLike, *, unet: UNetConfig, val_fraction: float, seed: int
+) -> TrainingData:
+    """Load, check, split and normalise 3-D training volumes (statistics of the
+    training part)."""
+    named = load_training_volumes(images, unet)
+    train, val = split_volumes(named, val_fraction, seed=seed, unet=unet)
+    normalization = Normalization.fit(train)
+    return TrainingData(
+        count=len(named),
+        validation_count=len(val),
+        normalization=normalization,
+        train_bank=ImageBank.from_arrays([normalization.normalize(v) for v in train]),
+        val_bank=(
+            ImageBank.from_arrays([normalization.normalize(v) for v in val]) if val else None
+        ),
+    )

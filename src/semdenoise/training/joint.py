@@ -174,6 +174,11 @@ def train_joint(
         if style_segmenter is not None
         else None
     )
+    if unet.dims != 2 or (start is not None and start.denoiser.config.dims != 2):
+        source = (
+            f"--init {init}: " if start is not None and not isinstance(init, TrainedModel) else ""
+        )
+        raise InputError(f"{source}joint training is 2-D only; 3-D models train with train n2v")
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     denoiser = start.denoiser if start is not None else seeded_unet(unet, train.seed)

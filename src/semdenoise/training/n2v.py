@@ -2,7 +2,9 @@
 
 One step: sample images (full, or random patches) on the device, apply one of the 8
 rotations/flips, mask, run the residual U-Net, and take the MSE at the masked pixels
-against the original noisy values (paper §2.1, Eq. 1–2).
+against the original noisy values (paper §2.1, Eq. 1–2). A 3-D network
+(``UNetConfig(dims=3)``) trains the same way on random (Z, Y, X) crops of volumes,
+with one masked voxel per grid cell and the 16 symmetries of anisotropic voxels.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from semdenoise.config import MaskingConfig, TrainConfig, UNetConfig, default_batch_size
+from semdenoise.config import (
+    MaskingConfig,
+    TrainConfig,
+    UNetConfig,
+    crop_shape,
+    default_batch_size,
+)
+from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
 from semdenoise.losses import n2v_loss
 from semdenoise.masking import mask_batch
@@ -23,7 +32,15 @@ from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.normalization import Normalization
 from semdenoise.predict.tiling import predict_tiled
-from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
+from semdenoise.predict.tiling_3d import predict_tiled_3d
+from semdenoise.training.data import (
+    ImageBank,
+    ImagesLike,
+    augment,
+    centre_crop,
+    prepare_training_data,
+    prepare_training_volumes,
+)
 from semdenoise.training.runner import TrainingModule, run_training
 
 logger = logging.getLogger(__name__)
@@ -51,12 +68,13 @@ class N2VModule(TrainingModule):
         self.denoiser = denoiser
         self.masking = masking
         self.batch_size = train.batch_size or default_batch_size(masking)
+        if denoiser.config.dims == 3:
+            self.crop: int | tuple[int, ...] | None = crop_shape(train, 3)
+        else:
+            self.crop = masking.patch_size if masking.mode == "patch" else train.crop_size
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        crop = (
-            self.masking.patch_size if self.masking.mode == "patch" else self.train_config.crop_size
-        )
-        noisy = self._train_bank.sample(self.batch_size, crop, self.generator)
+        noisy = self._train_bank.sample(self.batch_size, self.crop, self.generator)
         if self.train_config.augment:
             noisy = augment(noisy, self.generator)
         masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
@@ -69,6 +87,8 @@ class N2VModule(TrainingModule):
     def validation_step(self, batch: int, batch_idx: int) -> None:
         generator = self.validation_generator(batch_idx)
         noisy = self._val_bank.image(batch_idx)
+        if self.denoiser.config.dims == 3:  # memory bounded by the crop, not the volume
+            noisy = centre_crop(noisy, self.crop)
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
         loss = n2v_loss(self.denoiser(masked), noisy, positions)
@@ -85,12 +105,31 @@ def blind_spot_mse(
     total, count = 0.0, 0
     for index in range(bank.count):
         image = bank.image(index)[0, 0].cpu().numpy()
-        predicted = predict_tiled(denoiser, image)
+        if denoiser.config.dims == 3:
+            image = image[: max(1, max_pixels // (image.shape[1] * image.shape[2]))]
+            predicted = predict_tiled_3d(denoiser, image)
+        else:
+            predicted = predict_tiled(denoiser, image)
         total += float(np.square(predicted - image, dtype=np.float64).sum())
         count += image.size
         if count >= max_pixels:
             break
     return total / count * normalization.std**2
+
+
+def check_3d_options(unet: UNetConfig, masking: MaskingConfig, train: TrainConfig) -> None:
+    """Refuse, in one line, settings a 3-D network cannot train with."""
+    if masking.mode == "patch":
+        raise InputError(
+            "--masking patch is 2-D only; a 3-D network trains on random crops "
+            "(--crop-depth, --crop-size) with grid masking"
+        )
+    depth, side = crop_shape(train, 3)[:2]
+    if depth < unet.min_size_z or side < unet.min_size:
+        raise InputError(
+            f"training crop {depth}x{side}x{side} is smaller than the "
+            f"{unet.min_size_z}x{unet.min_size}x{unet.min_size} this network needs"
+        )
 
 
 def train_n2v(
@@ -109,9 +148,12 @@ def train_n2v(
     ----------
     images
         A path (2-D image, stack, or folder of them), a 2-D/3-D array, or a list of
-        2-D arrays. Every 2-D slice is one training image.
+        2-D arrays. Every 2-D slice is one training image. For a 3-D network
+        (``unet.dims == 3``) each file or array is one (Z, Y, X) volume.
     unet, masking, train
         Architecture, blind-spot masking and run settings (defaults: the paper's).
+        3-D trains on random crops (``train.crop_depth`` x ``crop_size``², default
+        32x64x64) with grid masking only.
     out
         Where to write the model file; checkpoints go to ``out + ".checkpoints/"``.
         Without it there are no checkpoints and nothing is written.
@@ -128,9 +170,15 @@ def train_n2v(
     train = train or TrainConfig()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    data = prepare_training_data(
-        images, None, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
-    )
+    if unet.dims == 3:
+        check_3d_options(unet, masking, train)
+        data = prepare_training_volumes(
+            images, unet=unet, val_fraction=train.val_fraction, seed=train.seed
+        )
+    else:
+        data = prepare_training_data(
+            images, None, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
+        )
     denoiser = seeded_unet(unet, train.seed)
     module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from semdenoise.config import SegLoss, TrainConfig, UNetConfig
+from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
 from semdenoise.losses import segmentation_loss
 from semdenoise.metrics import foreground_iou_torch
@@ -90,6 +91,8 @@ def train_seg(
     Other parameters as in :func:`train_n2v`.
     """
     unet = (unet or UNetConfig()).model_copy(update={"residual": False})
+    if unet.dims != 2:
+        raise InputError("segmenter training is 2-D only (a 3-D network is for train n2v)")
     train = train or TrainConfig()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
