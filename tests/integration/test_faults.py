@@ -46,7 +46,20 @@ def start(images, out, *extra: str) -> subprocess.Popen:
     """The CLI in a child process; its stderr goes to a file beside the model."""
     command = train_command(images, out) + TRAIN + list(extra)
     with open(f"{out}.stderr", "ab") as err:
-        return subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+        return subprocess.Popen(
+            command,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            # a suite started in the background (`make test &`) inherits an ignored
+            # SIGINT, and Python then installs no KeyboardInterrupt handler: give the
+            # child the default a user's terminal gives it
+            preexec_fn=_default_sigint,
+        )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stderr_of(out) -> str:
