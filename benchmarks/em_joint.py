@@ -72,6 +72,37 @@ def joint_label(variant: str, segment_weight: float | None) -> str:
     return f"joint ({', '.join(details)})" if details else "joint"
 
 
+def summarise_over_seeds(rows: list[dict]) -> list[dict]:
+    """Mean and spread over training seeds per sigma and method, and for each method the
+    number of seeds in which its fixed-segmenter IoU beats N2V's of the same seed."""
+    n2v_iou = {(r["sigma"], r["seed"]): r["fixed-seg IoU"] for r in rows if r["method"] == "n2v"}
+    summary = []
+    for sigma, method in dict.fromkeys((r["sigma"], r["method"]) for r in rows):
+        group = [r for r in rows if r["sigma"] == sigma and r["method"] == method]
+        row = {"sigma": sigma, "method": method, "seeds": len(group)}
+        for key in ("PSNR", "SSIM", "fixed-seg IoU", "joint-seg IoU"):
+            values = [r[key] for r in group if key in r]
+            if values:
+                row[key], row[f"{key} sd"] = float(np.mean(values)), float(np.std(values))
+        if method != "n2v" and group[0]["seed"] is not None:
+            wins = sum(r["fixed-seg IoU"] > n2v_iou[(sigma, r["seed"])] for r in group)
+            row["wins over n2v"] = f"{wins}/{len(group)}"
+        summary.append(row)
+    return summary
+
+
+def summary_table(summary: list[dict]) -> str:
+    """The summary as 'mean (sd)' cells."""
+    keys = ("PSNR", "SSIM", "fixed-seg IoU", "joint-seg IoU")
+    cells = [
+        {k: v for k, v in row.items() if not k.endswith(" sd") and k not in keys}
+        | {k: f"{row[k]:.3f} ({row[f'{k} sd']:.3f})" for k in keys if k in row}
+        for row in summary
+    ]
+    columns = ["sigma", "method", "seeds", *keys, "wins over n2v"]
+    return markdown_table(cells, columns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_joint.json"))
@@ -110,6 +141,14 @@ def main() -> None:
         help="train N2V and joint on random square crops of this side (many more steps "
         "per minute than whole 768x1024 slices)",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="training seeds of N2V and joint (noise and fixed segmenter stay fixed); "
+        "with several, a summary gives the mean over seeds and how often joint wins",
+    )
     parser.add_argument("--quick", action="store_true", help="0.2-minute budgets, one sigma")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -117,10 +156,14 @@ def main() -> None:
         args.minutes, args.seg_minutes, args.sigmas = 0.2, 0.2, [25.0]
     unet = sd.UNetConfig(depth=args.depth, base_channels=args.base_channels)
 
-    def train_config(minutes: float, **extra) -> sd.TrainConfig:
+    def train_config(minutes: float, seed: int = 0, **extra) -> sd.TrainConfig:
         extra.setdefault("crop_size", args.crop_size)
         return sd.TrainConfig(
-            max_minutes=minutes, val_fraction=0.0, seed=0, learning_rate=args.learning_rate, **extra
+            max_minutes=minutes,
+            val_fraction=0.0,
+            seed=seed,
+            learning_rate=args.learning_rate,
+            **extra,
         )
 
     train_clean, train_masks = load("train_images"), load("train_masks")
@@ -139,9 +182,10 @@ def main() -> None:
         flush=True,
     )
 
-    def scored(sigma: float, method: str, images: np.ndarray, **extra) -> dict:
+    def scored(sigma: float, method: str, images: np.ndarray, seed=None, **extra) -> dict:
         row = {
             "sigma": sigma,
+            "seed": seed,
             "method": method,
             "PSNR": mean_of(psnr, test_clean, images, data_range=255),
             "SSIM": mean_of(ssim, test_clean, images, data_range=255),
@@ -186,14 +230,23 @@ def main() -> None:
                     **{"train steps": model.training["steps"]},
                 )
             )
-    for sigma in args.sigmas if "supervised" in args.parts else []:
+    first_supervised = len(rows)
+    supervised = [
+        (seed, sigma) for seed in args.seeds for sigma in args.sigmas if "supervised" in args.parts
+    ]
+    for seed, sigma in supervised:
         train_noisy = noisy_copy(train_clean, sigma, SEED + 1)
         test_noisy = noisy_copy(test_clean, sigma, SEED)
-        n2v = sd.train_n2v(train_noisy, unet=unet, train=train_config(args.minutes))
-        rows.append(scored(sigma, "noisy", test_noisy))
+        if seed == args.seeds[0]:
+            rows.append(scored(sigma, "noisy", test_noisy))
+        n2v = sd.train_n2v(train_noisy, unet=unet, train=train_config(args.minutes, seed))
         rows.append(
             scored(
-                sigma, "n2v", sd.denoise(n2v, test_noisy), **{"train steps": n2v.training["steps"]}
+                sigma,
+                "n2v",
+                sd.denoise(n2v, test_noisy),
+                seed,
+                **{"train steps": n2v.training["steps"]},
             )
         )
         for name in args.joint_variants:
@@ -201,7 +254,7 @@ def main() -> None:
             minutes, init = args.minutes, None
             if variant["init_fraction"]:
                 init_minutes = variant["init_fraction"] * args.minutes
-                init = sd.train_n2v(train_noisy, unet=unet, train=train_config(init_minutes))
+                init = sd.train_n2v(train_noisy, unet=unet, train=train_config(init_minutes, seed))
                 minutes -= init_minutes
             joint = sd.train_joint(
                 train_noisy,
@@ -209,7 +262,7 @@ def main() -> None:
                 init=init,
                 unet=unet,
                 joint=sd.JointConfig(**variant["joint"], segment_weight=args.segment_weight),
-                train=train_config(minutes),
+                train=train_config(minutes, seed),
             )
             joint_masks = sd.segment(joint, test_noisy)
             steps = joint.training["steps"] + (init.training["steps"] if init else 0)
@@ -218,6 +271,7 @@ def main() -> None:
                     sigma,
                     joint_label(name, args.segment_weight),
                     sd.denoise(joint, test_noisy),
+                    seed,
                     **{
                         "joint-seg IoU": mean_of(foreground_iou, test_masks, joint_masks),
                         "train steps": steps,
@@ -231,8 +285,9 @@ def main() -> None:
                     train=sd.TrainConfig(
                         steps=joint.training["steps"],
                         val_fraction=0.0,
-                        seed=0,
+                        seed=seed,
                         learning_rate=args.learning_rate,
+                        crop_size=args.crop_size,
                     ),
                 )
                 rows.append(
@@ -240,17 +295,32 @@ def main() -> None:
                         sigma,
                         f"n2v ({joint.training['steps']} steps, as joint)",
                         sd.denoise(equal, test_noisy),
+                        seed,
                         **{"train steps": equal.training["steps"]},
                     )
                 )
-    columns = ["sigma", "method", "PSNR", "SSIM", "fixed-seg IoU", "joint-seg IoU", "train steps"]
+    columns = [
+        "sigma",
+        "seed",
+        "method",
+        "PSNR",
+        "SSIM",
+        "fixed-seg IoU",
+        "joint-seg IoU",
+        "train steps",
+    ]
     print(f"\nfixed segmenter IoU on the clean test slices: {fixed_iou['clean']:.3f}\n")
     print(markdown_table(rows, columns))
+    summary = summarise_over_seeds(rows[first_supervised:])
+    if len(args.seeds) > 1:
+        print(f"\nover seeds {args.seeds}: mean (sd); wins = seeds where it beats n2v's IoU\n")
+        print(summary_table(summary))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
                 "rows": rows,
+                "summary": summary,
                 "fixed_clean_iou": fixed_iou["clean"],
                 "args": vars(args) | {"out": str(args.out)},
             },
