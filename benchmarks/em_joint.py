@@ -1,9 +1,11 @@
 """Joint denoising + segmentation on noisy EM (paper §3.4): N2V alone vs supervised joint.
 
 On ``../shared/data/lucchi_em`` with Gaussian noise at sigma 15, 25 and 50 (0–255
-scale, fixed seed, not clipped). N2V alone and the supervised joint mode (Eq. 3) are
-trained on the noisy training slices (the joint one with their mitochondria masks) for
-the same wall-clock budget and evaluated on the noisy test slices:
+scale, fixed seed, not clipped). Everything runs through the command line a user would
+type (``semdenoise train n2v|seg|joint``, ``denoise``, ``segment``) on TIFF stacks
+written for this run. N2V alone and the supervised joint mode (Eq. 3) are trained on
+the noisy training slices (the joint one with their mitochondria masks) for the same
+wall-clock budget and evaluated on the noisy test slices:
 
 * PSNR/SSIM of noisy, N2V and joint against the clean test slices;
 * foreground IoU of one *fixed* segmenter, trained separately on the clean training
@@ -16,9 +18,10 @@ denoiser is trained against it with the detached-target reading (default) and wi
 gradient through the segmenter; both are compared with N2V alone on PSNR and the fixed
 segmenter's IoU. EM is not the paper's use case for this mode (its style prior is
 "bright target on black"), so this shows that it runs and what it costs here; the
-synthetic plaques measure it properly.
+synthetic plaques (``plaques_style_readings.py``) measure it properly.
 
-    python benchmarks/em_joint.py --out benchmarks/results/em_joint.json
+    python benchmarks/em_joint.py --crop-size 256 --minutes 3 --seeds 0 1 2 \
+        --out benchmarks/results/em_joint_crops.json
     python benchmarks/em_joint.py --parts unsupervised --out benchmarks/results/em_unsup.json
     python benchmarks/em_joint.py --quick
 """
@@ -27,23 +30,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
-import semdenoise as sd
 from semdenoise.metrics import foreground_iou, psnr, ssim
 from semdenoise.report import markdown_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_em"
+CLI = [sys.executable, "-m", "semdenoise"]
 SEED = 2024
 
 
-def load(name: str) -> np.ndarray:
-    return tifffile.imread(DATA / f"{name}.tif")
+def semdenoise(*args: object) -> str:
+    """Run one CLI command and return what it printed; stop the benchmark if it fails."""
+    command = [*CLI, *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def train(*args: object) -> int:
+    """``semdenoise train ...``; returns the number of steps it reports."""
+    return int(re.search(r": (\d+) steps in", semdenoise("train", *args)).group(1))
 
 
 def noisy_copy(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -55,13 +72,12 @@ def mean_of(metric, truth: np.ndarray, images: np.ndarray, **kwargs) -> float:
     return float(np.mean([metric(t, i, **kwargs) for t, i in zip(truth, images, strict=True)]))
 
 
+# Each variant: extra ``train joint`` flags, and the share of the budget first spent
+# training an N2V model that the joint run then starts from (--init).
 JOINT_VARIANTS = {
-    "paper": {"joint": {}, "init_fraction": 0.0},
-    "warm-up": {
-        "joint": {"pretrain_denoiser": True, "pretrain_fraction": 0.3},
-        "init_fraction": 0.0,
-    },
-    "init": {"joint": {}, "init_fraction": 0.5},
+    "paper": {"flags": [], "init_fraction": 0.0},
+    "warm-up": {"flags": ["--pretrain-denoiser", "--pretrain-fraction", 0.3], "init_fraction": 0.0},
+    "init": {"flags": [], "init_fraction": 0.5},
 }
 
 
@@ -106,6 +122,7 @@ def summary_table(summary: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_joint.json"))
+    parser.add_argument("--data", type=Path, default=DATA, help="the lucchi_em folder")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0, 50.0])
     parser.add_argument("--minutes", type=float, default=5.0, help="per model and sigma")
     parser.add_argument("--seg-minutes", type=float, default=5.0, help="fixed segmenter")
@@ -151,152 +168,135 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="0.2-minute budgets, one sigma")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
     if args.quick:
         args.minutes, args.seg_minutes, args.sigmas = 0.2, 0.2, [25.0]
-    unet = sd.UNetConfig(depth=args.depth, base_channels=args.base_channels)
+    network = ["--depth", args.depth, "--base-channels", args.base_channels]
+    network += ["--learning-rate", args.learning_rate, "--val-fraction", 0, "--no-progress"]
+    crops = [] if args.crop_size is None else ["--crop-size", args.crop_size]
 
-    def train_config(minutes: float, seed: int = 0, **extra) -> sd.TrainConfig:
-        extra.setdefault("crop_size", args.crop_size)
-        return sd.TrainConfig(
-            max_minutes=minutes,
-            val_fraction=0.0,
-            seed=seed,
-            learning_rate=args.learning_rate,
-            **extra,
-        )
-
-    train_clean, train_masks = load("train_images"), load("train_masks")
-    test_clean, test_masks = load("test_images"), load("test_masks")
+    data = args.data
+    work = Path(tempfile.mkdtemp(prefix="em-joint-"))
+    test_clean = tifffile.imread(data / "test_images.tif")
+    test_masks = tifffile.imread(data / "test_masks.tif")
+    train_clean = tifffile.imread(data / "train_images.tif")
     started = time.perf_counter()
-    fixed = sd.train_seg(
-        train_clean,
-        train_masks,
-        unet=unet,
-        train=train_config(args.seg_minutes, crop_size=256, batch_size=4),
-    )
-    fixed_iou = {"clean": mean_of(foreground_iou, test_masks, sd.segment(fixed, test_clean))}
+    fixed = work / "fixed.pt"
+    segmenter_budget = ["--max-minutes", args.seg_minutes, "--crop-size", 256, "--batch-size", 4]
+    fixed_steps = train("seg", data / "train_images.tif", "--labels", data / "train_masks.tif",
+                        "--out", fixed, *segmenter_budget, *network)  # fmt: skip
+
+    def iou_of(model: Path, images: Path) -> float:
+        """Foreground IoU of ``model``'s masks of ``images`` against the test masks."""
+        masks = work / f"{images.stem}.{model.stem}-mask.tif"
+        semdenoise("segment", model, images, masks)
+        return mean_of(foreground_iou, test_masks, tifffile.imread(masks))
+
+    fixed_iou = {"clean": iou_of(fixed, data / "test_images.tif")}
     print(
-        f"fixed segmenter: {fixed.training['steps']} steps, IoU on clean test "
+        f"fixed segmenter: {fixed_steps} steps, IoU on clean test "
         f"{fixed_iou['clean']:.3f} ({time.perf_counter() - started:.0f} s)",
         flush=True,
     )
 
-    def scored(sigma: float, method: str, images: np.ndarray, seed=None, **extra) -> dict:
+    def scored(sigma: float, method: str, images: Path, seed=None, **extra) -> dict:
+        values = tifffile.imread(images)
         row = {
             "sigma": sigma,
             "seed": seed,
             "method": method,
-            "PSNR": mean_of(psnr, test_clean, images, data_range=255),
-            "SSIM": mean_of(ssim, test_clean, images, data_range=255),
-            "fixed-seg IoU": mean_of(foreground_iou, test_masks, sd.segment(fixed, images)),
+            "PSNR": mean_of(psnr, test_clean, values, data_range=255),
+            "SSIM": mean_of(ssim, test_clean, values, data_range=255),
+            "fixed-seg IoU": iou_of(fixed, images),
             **extra,
         }
         print(markdown_table([row]), flush=True)
         return row
 
+    def denoised(model: Path, images: Path) -> Path:
+        target = work / f"{model.stem}-denoised.tif"
+        semdenoise("denoise", model, images, target)
+        return target
+
+    def noisy_stacks(sigma: float) -> tuple[Path, Path]:
+        """Noisy training and test stacks at ``sigma`` (fixed noise seeds), as TIFFs."""
+        paths = work / f"train-noisy-{sigma:g}.tif", work / f"test-noisy-{sigma:g}.tif"
+        sources = ((train_clean, SEED + 1), (test_clean, SEED))
+        for path, (clean, seed) in zip(paths, sources, strict=True):
+            if not path.exists():
+                tifffile.imwrite(path, noisy_copy(clean, sigma, seed))
+        return paths
+
     rows = []
     if "unsupervised" in args.parts:
         sigma = args.unsupervised_sigma
-        train_noisy = noisy_copy(train_clean, sigma, SEED + 1)
-        test_noisy = noisy_copy(test_clean, sigma, SEED)
-        style = sd.train_seg(
-            train_clean,
-            train_masks,
-            unet=unet,
-            loss="mse",
-            train=train_config(args.seg_minutes, crop_size=256, batch_size=4),
-        )
-        n2v = sd.train_n2v(train_noisy, unet=unet, train=train_config(args.minutes))
+        train_noisy, test_noisy = noisy_stacks(sigma)
+        style, n2v = work / "style.pt", work / f"unsup-n2v-{sigma:g}.pt"
+        train("seg", data / "train_images.tif", "--labels", data / "train_masks.tif",
+              "--loss", "mse", "--out", style, *segmenter_budget, *network)  # fmt: skip
+        steps = train("n2v", train_noisy, "--out", n2v, "--max-minutes", args.minutes,
+                      *crops, *network)  # fmt: skip
         rows.append(scored(sigma, "noisy", test_noisy))
-        rows.append(
-            scored(
-                sigma, "n2v", sd.denoise(n2v, test_noisy), **{"train steps": n2v.training["steps"]}
-            )
-        )
-        for reading, gradient in (("detached target", False), ("gradient", True)):
-            model = sd.train_joint(
-                train_noisy,
-                style_segmenter=style,
-                unet=unet,
-                joint=sd.JointConfig(style_gradient=gradient),
-                train=train_config(args.minutes),
-            )
+        rows.append(scored(sigma, "n2v", denoised(n2v, test_noisy), **{"train steps": steps}))
+        for reading, flags in (("detached target", []), ("gradient", ["--style-gradient"])):
+            model = work / f"unsup-{flags and 'gradient' or 'detached'}-{sigma:g}.pt"
+            steps = train("joint", train_noisy, "--style-segmenter", style, *flags, "--out", model,
+                          "--max-minutes", args.minutes, *crops, *network)  # fmt: skip
             rows.append(
                 scored(
                     sigma,
                     f"unsupervised joint ({reading})",
-                    sd.denoise(model, test_noisy),
-                    **{"train steps": model.training["steps"]},
+                    denoised(model, test_noisy),
+                    **{"train steps": steps},
                 )
             )
     first_supervised = len(rows)
     supervised = [
         (seed, sigma) for seed in args.seeds for sigma in args.sigmas if "supervised" in args.parts
     ]
+    weight = [] if args.segment_weight is None else ["--segment-weight", args.segment_weight]
     for seed, sigma in supervised:
-        train_noisy = noisy_copy(train_clean, sigma, SEED + 1)
-        test_noisy = noisy_copy(test_clean, sigma, SEED)
+        train_noisy, test_noisy = noisy_stacks(sigma)
+        seeded = ["--seed", seed, *crops, *network]
         if seed == args.seeds[0]:
             rows.append(scored(sigma, "noisy", test_noisy))
-        n2v = sd.train_n2v(train_noisy, unet=unet, train=train_config(args.minutes, seed))
-        rows.append(
-            scored(
-                sigma,
-                "n2v",
-                sd.denoise(n2v, test_noisy),
-                seed,
-                **{"train steps": n2v.training["steps"]},
-            )
-        )
+        n2v = work / f"n2v-{sigma:g}-{seed}.pt"
+        steps = train("n2v", train_noisy, "--out", n2v, "--max-minutes", args.minutes, *seeded)
+        rows.append(scored(sigma, "n2v", denoised(n2v, test_noisy), seed, **{"train steps": steps}))
         for name in args.joint_variants:
             variant = JOINT_VARIANTS[name]
-            minutes, init = args.minutes, None
+            minutes, init, init_steps = args.minutes, [], 0
             if variant["init_fraction"]:
+                start = work / f"init-{sigma:g}-{seed}.pt"
                 init_minutes = variant["init_fraction"] * args.minutes
-                init = sd.train_n2v(train_noisy, unet=unet, train=train_config(init_minutes, seed))
-                minutes -= init_minutes
-            joint = sd.train_joint(
-                train_noisy,
-                labels=train_masks,
-                init=init,
-                unet=unet,
-                joint=sd.JointConfig(**variant["joint"], segment_weight=args.segment_weight),
-                train=train_config(minutes, seed),
-            )
-            joint_masks = sd.segment(joint, test_noisy)
-            steps = joint.training["steps"] + (init.training["steps"] if init else 0)
+                init_steps = train("n2v", train_noisy, "--out", start,
+                                   "--max-minutes", init_minutes, *seeded)  # fmt: skip
+                init, minutes = ["--init", start], minutes - init_minutes
+            joint = work / f"joint-{name}-{sigma:g}-{seed}.pt"
+            steps = train("joint", train_noisy, "--labels", data / "train_masks.tif", *init,
+                          *variant["flags"], *weight, "--out", joint, "--max-minutes", minutes,
+                          *seeded)  # fmt: skip
             rows.append(
                 scored(
                     sigma,
                     joint_label(name, args.segment_weight),
-                    sd.denoise(joint, test_noisy),
+                    denoised(joint, test_noisy),
                     seed,
                     **{
-                        "joint-seg IoU": mean_of(foreground_iou, test_masks, joint_masks),
-                        "train steps": steps,
+                        "joint-seg IoU": iou_of(joint, test_noisy),
+                        "train steps": steps + init_steps,
                     },
                 )
             )
             if args.n2v_at_joint_steps and name == args.joint_variants[0]:
-                equal = sd.train_n2v(
-                    train_noisy,
-                    unet=unet,
-                    train=sd.TrainConfig(
-                        steps=joint.training["steps"],
-                        val_fraction=0.0,
-                        seed=seed,
-                        learning_rate=args.learning_rate,
-                        crop_size=args.crop_size,
-                    ),
-                )
+                equal = work / f"n2v-equal-{sigma:g}-{seed}.pt"
+                train("n2v", train_noisy, "--out", equal, "--steps", steps, *seeded)
                 rows.append(
                     scored(
                         sigma,
-                        f"n2v ({joint.training['steps']} steps, as joint)",
-                        sd.denoise(equal, test_noisy),
+                        f"n2v ({steps} steps, as joint)",
+                        denoised(equal, test_noisy),
                         seed,
-                        **{"train steps": equal.training["steps"]},
+                        **{"train steps": steps},
                     )
                 )
     columns = [
@@ -322,12 +322,15 @@ def main() -> None:
                 "rows": rows,
                 "summary": summary,
                 "fixed_clean_iou": fixed_iou["clean"],
+                "fixed_steps": fixed_steps,
                 "args": vars(args) | {"out": str(args.out)},
+                "wall_seconds": round(time.perf_counter() - started, 1),
             },
             indent=2,
             default=float,
         )
     )
+    shutil.rmtree(work)
     print(f"\nwrote {args.out}")
 
 

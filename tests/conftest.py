@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 import semdenoise as sd
+from semdenoise.cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +40,20 @@ def noisy_stack() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def tiny_unet() -> sd.UNetConfig:
     return sd.UNetConfig(depth=2, base_channels=4)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run the real ``semdenoise`` entry point in-process: ``cli(*args) -> (code, out, err)``."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["semdenoise", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

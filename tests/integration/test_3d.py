@@ -1,7 +1,6 @@
 """3-D Noise2Void end to end: training on volumes, 3-D tiled denoising, the CLI, the
 errors a user can cause, and the light-sheet volume of ``../shared/data``."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import tifffile
 import torch
 
 import semdenoise as sd
-from semdenoise.cli import main
 from semdenoise.errors import InputError
 from semdenoise.losses import n2v_loss
 from semdenoise.masking import mask_batch
@@ -38,17 +36,6 @@ def blob_volume(shape: tuple[int, int, int], seed: int = 0) -> tuple[np.ndarray,
         )
     noisy = clean + rng.normal(0, 15, shape)
     return clean.astype(np.float32), noisy.astype(np.float32)
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["semdenoise", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_3d_training_writes_a_model_that_denoises_a_volume(tmp_path):
@@ -118,21 +105,18 @@ def test_3d_model_refuses_2d_images_and_2d_only_training():
         sd.train_joint(noisy, labels=labels, init=model)
 
 
-def test_cli_trains_and_denoises_a_volume(monkeypatch, capsys, tmp_path):
+def test_cli_trains_and_denoises_a_volume(cli, tmp_path):
     _, noisy = blob_volume((8, 24, 24))
     volume, flat = tmp_path / "volume.tif", tmp_path / "flat.npy"
     tifffile.imwrite(volume, noisy.astype(np.uint16), photometric="minisblack")
     np.save(flat, noisy[0])
     model = tmp_path / "n2v3d.pt"
     tiny = ["--steps", "2", "--depth", "1", "--base-channels", "4", "--no-progress"]
-    code, out, err = run(
-        monkeypatch, capsys, "train", "n2v", str(volume), "--out", str(model), "--dims", "3",
+    code, out, err = cli("train", "n2v", str(volume), "--out", str(model), "--dims", "3",
         "--crop-depth", "4", "--crop-size", "16", *tiny,
     )  # fmt: skip
     assert code == 0, err
-    code, out, err = run(
-        monkeypatch, capsys, "denoise", str(model), str(volume), str(tmp_path / "d.tif")
-    )
+    code, out, err = cli("denoise", str(model), str(volume), str(tmp_path / "d.tif"))
     assert code == 0, err
     assert tifffile.imread(tmp_path / "d.tif").shape == noisy.shape
     x_pt = str(tmp_path / "x.pt")
@@ -143,7 +127,7 @@ def test_cli_trains_and_denoises_a_volume(monkeypatch, capsys, tmp_path):
           "--out", str(tmp_path / "j.pt"), *tiny], "joint training is 2-D only"),
         (["denoise", str(model), str(flat), str(tmp_path / "d2.tif")], "needs a (Z, Y, X) volume"),
     ]:  # fmt: skip
-        code, _, err = run(monkeypatch, capsys, *args)
+        code, _, err = cli(*args)
         assert code == 2 and err.startswith("error: ") and message in err, err
         assert err.count("\n") == 1
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "j.pt").exists()

@@ -1,25 +1,9 @@
 """The command-line contract of DESIGN.md, run in-process through the real entry point."""
 
-import sys
-
 import numpy as np
 import pytest
 import tifffile
 import torch
-
-from semdenoise.cli import main
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["semdenoise", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 TINY = [
     "--steps",
@@ -43,16 +27,12 @@ def stack_file(tmp_path, noisy_stack):
     return path
 
 
-def test_train_then_denoise(monkeypatch, capsys, tmp_path, stack_file):
+def test_train_then_denoise(cli, tmp_path, stack_file):
     model = tmp_path / "n2v.pt"
-    code, out, err = run(
-        monkeypatch, capsys, "train", "n2v", str(stack_file), "--out", str(model), *TINY
-    )
+    code, out, err = cli("train", "n2v", str(stack_file), "--out", str(model), *TINY)
     assert code == 0, err
     assert "wrote" in out and model.is_file()
-    code, out, err = run(
-        monkeypatch,
-        capsys,
+    code, out, err = cli(
         "train",
         "n2v",
         str(stack_file),
@@ -74,31 +54,27 @@ def test_train_then_denoise(monkeypatch, capsys, tmp_path, stack_file):
     assert torch.load(model, weights_only=True)["training"]["steps"] == 5
     for suffix in (".tif", ".npy", ".zarr"):
         target = tmp_path / f"denoised{suffix}"
-        code, _, err = run(monkeypatch, capsys, "denoise", str(model), str(stack_file), str(target))
+        code, _, err = cli("denoise", str(model), str(stack_file), str(target))
         assert code == 0, err
     denoised = tifffile.imread(tmp_path / "denoised.tif")
     assert denoised.shape == (3, 48, 40) and denoised.dtype == np.float32
     for sigma in ("auto", "4.5"):
         target = tmp_path / f"blended-{sigma}.tif"
-        code, _, err = run(
-            monkeypatch, capsys, "denoise", str(model), str(stack_file), str(target),
+        code, _, err = cli("denoise", str(model), str(stack_file), str(target),
             "--noise-sigma", sigma,
         )  # fmt: skip
         assert code == 0, err
         assert tifffile.imread(target).shape == denoised.shape
-    code, _, err = run(
-        monkeypatch, capsys, "denoise", str(model), str(stack_file), str(tmp_path / "x.tif"),
+    code, _, err = cli("denoise", str(model), str(stack_file), str(tmp_path / "x.tif"),
         "--noise-sigma", "loud",
     )  # fmt: skip
     assert code == 2 and err.startswith("error: noise sigma must be a number")
     assert not (tmp_path / "x.tif").exists()
 
 
-def test_patch_masking_flag(monkeypatch, capsys, tmp_path, stack_file):
+def test_patch_masking_flag(cli, tmp_path, stack_file):
     model = tmp_path / "p.pt"
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "n2v",
         str(stack_file),
@@ -122,11 +98,9 @@ def test_patch_masking_flag(monkeypatch, capsys, tmp_path, stack_file):
         (lambda p: np.save(p / "x.npy", np.random.rand(4, 4)), "smaller than"),
     ],
 )
-def test_train_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, make, message):
+def test_train_bad_input_is_one_line_exit_2(cli, tmp_path, make, message):
     make(tmp_path)
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "n2v",
         str(tmp_path / "x.npy"),
@@ -139,16 +113,12 @@ def test_train_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, make,
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_empty_folder_and_bad_option(monkeypatch, capsys, tmp_path):
-    code, _, err = run(
-        monkeypatch, capsys, "train", "n2v", str(tmp_path), "--out", str(tmp_path / "m.pt")
-    )
+def test_empty_folder_and_bad_option(cli, tmp_path):
+    code, _, err = cli("train", "n2v", str(tmp_path), "--out", str(tmp_path / "m.pt"))
     assert code == 2 and "holds no image files" in err
     (tmp_path / "a.npy").write_bytes(b"")
     np.save(tmp_path / "a.npy", np.random.rand(16, 16))
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "n2v",
         str(tmp_path),
@@ -160,11 +130,9 @@ def test_empty_folder_and_bad_option(monkeypatch, capsys, tmp_path):
     assert code == 2 and err.startswith("error: masking options: mode")
 
 
-def test_denoise_errors(monkeypatch, capsys, tmp_path, stack_file):
+def test_denoise_errors(cli, tmp_path, stack_file):
     (tmp_path / "foreign.pt").write_text("nope")
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "denoise",
         str(tmp_path / "foreign.pt"),
         str(stack_file),
@@ -172,9 +140,7 @@ def test_denoise_errors(monkeypatch, capsys, tmp_path, stack_file):
     )
     assert code == 2 and "foreign.pt" in err and err.startswith("error: ")
     before = stack_file.read_bytes()
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "denoise",
         str(tmp_path / "foreign.pt"),
         str(stack_file),
@@ -185,7 +151,7 @@ def test_denoise_errors(monkeypatch, capsys, tmp_path, stack_file):
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_file, noisy_stack):
+def test_seg_joint_and_segment_commands(cli, tmp_path, stack_file, noisy_stack):
     clean, _ = noisy_stack
     labels = tmp_path / "masks.tif"
     tifffile.imwrite(
@@ -203,9 +169,7 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
         "--no-progress",
     ]
     seg, joint = tmp_path / "seg.pt", tmp_path / "joint.pt"
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "seg",
         str(stack_file),
@@ -218,9 +182,7 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
         *small,
     )
     assert code == 0, err
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "joint",
         str(stack_file),
@@ -231,9 +193,7 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
         *small,
     )
     assert code == 0, err
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "joint",
         str(stack_file),
@@ -245,18 +205,12 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
     )
     assert code == 0, err
     assert torch.load(tmp_path / "u.pt", weights_only=True)["training"]["mode"] == "unsupervised"
-    code, _, err = run(
-        monkeypatch, capsys, "segment", str(joint), str(stack_file), str(tmp_path / "mask.tif")
-    )
+    code, _, err = cli("segment", str(joint), str(stack_file), str(tmp_path / "mask.tif"))
     assert code == 0, err
     assert tifffile.imread(tmp_path / "mask.tif").dtype == np.uint8
-    code, _, err = run(
-        monkeypatch, capsys, "denoise", str(joint), str(stack_file), str(tmp_path / "d.npy")
-    )
+    code, _, err = cli("denoise", str(joint), str(stack_file), str(tmp_path / "d.npy"))
     assert code == 0, err
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "joint",
         str(stack_file),
@@ -267,9 +221,7 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
         *small,
     )
     assert code == 2 and "missing.pt" in err
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "train",
         "seg",
         str(stack_file),
@@ -283,11 +235,9 @@ def test_seg_joint_and_segment_commands(monkeypatch, capsys, tmp_path, stack_fil
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
 
 
-def test_synth_then_evaluate_through_the_cli(monkeypatch, capsys, tmp_path):
+def test_synth_then_evaluate_through_the_cli(cli, tmp_path):
     data = tmp_path / "plaques"
-    code, out, err = run(
-        monkeypatch,
-        capsys,
+    code, out, err = cli(
         "synth",
         "plaques",
         str(data),
@@ -308,9 +258,7 @@ def test_synth_then_evaluate_through_the_cli(monkeypatch, capsys, tmp_path):
     }
     assert tifffile.imread(data / "noisy.tif").shape == (2, 48, 48)
     report = tmp_path / "report"
-    code, out, err = run(
-        monkeypatch,
-        capsys,
+    code, out, err = cli(
         "evaluate",
         "--noisy",
         str(data / "noisy.tif"),
@@ -330,7 +278,7 @@ def test_synth_then_evaluate_through_the_cli(monkeypatch, capsys, tmp_path):
     assert "| gaussian |" in text and "| noisy |" in text and "F1" in text
 
 
-def test_evaluate_refuses_bad_input_in_one_line(monkeypatch, capsys, tmp_path):
+def test_evaluate_refuses_bad_input_in_one_line(cli, tmp_path):
     noisy = tmp_path / "noisy.tif"
     tifffile.imwrite(noisy, np.zeros((2, 32, 32), np.float32))
     tifffile.imwrite(tmp_path / "labels.tif", np.zeros((2, 32, 30), np.uint8))
@@ -342,9 +290,7 @@ def test_evaluate_refuses_bad_input_in_one_line(monkeypatch, capsys, tmp_path):
         ([], "nothing to evaluate"),
     ]
     for extra, message in cases:
-        code, out, err = run(
-            monkeypatch,
-            capsys,
+        code, out, err = cli(
             "evaluate",
             "--noisy",
             str(noisy),

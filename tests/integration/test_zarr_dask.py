@@ -1,14 +1,11 @@
 """Larger-than-memory prediction: Zarr in, Dask chunks with a halo, Zarr out, resumable."""
 
-import sys
-
 import numpy as np
 import pytest
 import torch
 import zarr
 
 import semdenoise as sd
-from semdenoise.cli import main
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.normalization import Normalization
@@ -187,30 +184,17 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, stack):
     assert not (tmp_path / "o.zarr").exists()
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["semdenoise", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_cli_zarr_to_zarr_goes_through_dask(monkeypatch, capsys, tmp_path, stack):
+def test_cli_zarr_to_zarr_goes_through_dask(cli, tmp_path, stack):
     path, image = stack
     model = tiny_model()
     sd.save_model(model, tmp_path / "m.pt")
     out = tmp_path / "out.zarr"
-    code, stdout, _ = run(
-        monkeypatch, capsys, "denoise", str(tmp_path / "m.pt"), str(path), str(out),
+    code, stdout, _ = cli("denoise", str(tmp_path / "m.pt"), str(path), str(out),
         "--chunk-size", "48", "--workers", "2",
     )  # fmt: skip
     assert code == 0 and "wrote" in stdout
     np.testing.assert_allclose(sd.read_image(out), sd.denoise(model, image), rtol=1e-5, atol=1e-3)
-    code, _, err = run(
-        monkeypatch, capsys, "denoise", str(tmp_path / "m.pt"), str(path), str(tmp_path / "o.tif"),
+    code, _, err = cli("denoise", str(tmp_path / "m.pt"), str(path), str(tmp_path / "o.tif"),
         "--scheduler", "tcp://127.0.0.1:1",
     )  # fmt: skip
     assert code == 2 and err.startswith("error:") and "Zarr" in err and len(err.splitlines()) == 1

@@ -1,0 +1,134 @@
+"""Unsupervised joint mode (Eq. 4) on synthetic plaques: detached target vs gradient.
+
+Everything goes through the command line a user would type, on images generated for
+this run only (seeds unlike the ones `reproduce plaques` and the tests use):
+
+1. ``semdenoise synth`` makes noisy somata (the related, labelled task), noisy training
+   plaques and unseen test plaques;
+2. ``semdenoise train seg --loss mse`` trains the style segmenter on the somata, and
+   ``train seg`` a fixed evaluation segmenter on the *clean* training plaques;
+3. per training seed, N2V alone and the two readings of Eq. 4 — the segmenter's output
+   as a detached target (default) and ``--style-gradient`` (the gradient also flows
+   through the frozen segmenter's output) — train for the same wall-clock budget on the
+   noisy training plaques (their labels unused);
+4. ``semdenoise evaluate`` scores them on the test plaques: PSNR/SSIM against the clean
+   images, and the fixed segmenter's IoU and object F1 on each output.
+
+The table gives each seed and the mean over seeds, and for each reading the number of
+seeds in which it beats N2V of the same seed.
+
+    python benchmarks/plaques_style_readings.py --out benchmarks/results/plaques_style_readings.json
+    python benchmarks/plaques_style_readings.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from semdenoise.report import markdown_table
+
+CLI = [sys.executable, "-m", "semdenoise"]
+PRESET = ["--depth", "3", "--base-channels", "16", "--learning-rate", "1e-3", "--no-progress"]
+SCORES = ("PSNR", "SSIM", "IoU", "F1")
+METHODS = {
+    "n2v": ["train", "n2v"],
+    "joint, detached target": ["train", "joint"],
+    "joint, gradient": ["train", "joint", "--style-gradient"],
+}
+
+
+def semdenoise(*args: object) -> None:
+    """Run one CLI command; stop the benchmark with its error if it fails."""
+    command = [*CLI, *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{done.stderr.strip()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/plaques_style_readings.json")
+    )
+    parser.add_argument("--minutes", type=float, default=3.0, help="per model and seed")
+    parser.add_argument("--seg-minutes", type=float, default=2.0, help="each segmenter")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--n-train", type=int, default=32)
+    parser.add_argument("--n-test", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="toy budgets, one seed")
+    args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.seg_minutes, args.seeds = 0.2, 0.2, [0]
+        args.n_train, args.n_test = 8, 4
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="plaques-readings-"))
+    somata, train, test = work / "somata", work / "train", work / "test"
+    semdenoise("synth", "somata", somata, "--n", args.n_train, "--seed", 7001)
+    semdenoise("synth", "plaques", train, "--n", args.n_train, "--seed", 7002)
+    semdenoise("synth", "plaques", test, "--n", args.n_test, "--seed", 7003)
+    style, fixed = work / "style.pt", work / "fixed.pt"
+    budget = ["--max-minutes", args.seg_minutes, *PRESET]
+    semdenoise("train", "seg", somata / "noisy.tif", "--labels", somata / "masks.tif",
+               "--loss", "mse", "--out", style, *budget)  # fmt: skip
+    semdenoise("train", "seg", train / "clean.tif", "--labels", train / "masks.tif",
+               "--out", fixed, *budget)  # fmt: skip
+    print(f"segmenters trained ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    rows = []
+    for seed in args.seeds:
+        evaluated = []
+        for name, command in METHODS.items():
+            model = work / f"{name.replace(', ', '-').replace(' ', '_')}-{seed}.pt"
+            style_option = [] if name == "n2v" else ["--style-segmenter", style]
+            semdenoise(*command, train / "noisy.tif", *style_option, "--out", model,
+                       "--max-minutes", args.minutes, "--seed", seed, *PRESET)  # fmt: skip
+            evaluated += ["--method", f"{name}={model}"]
+        report = work / f"evaluation-{seed}"
+        semdenoise("evaluate", "--noisy", test / "noisy.tif", "--clean", test / "clean.tif",
+                   "--labels", test / "masks.tif", "--instances", test / "instances.tif",
+                   "--segmenter", fixed, *evaluated, "--out", report)  # fmt: skip
+        summary = json.loads((report / "report.json").read_text())["summary"]
+        for row in summary:
+            if row["method"] in METHODS or seed == args.seeds[0]:
+                rows.append({"seed": seed if row["method"] in METHODS else None, **row})
+        print(markdown_table([r for r in rows if r["seed"] == seed], ["method", *SCORES]))
+        print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    means = []
+    for name in METHODS:
+        group = [r for r in rows if r["method"] == name]
+        row = {"method": name, "seeds": len(group)}
+        row |= {key: float(np.mean([r[key] for r in group])) for key in SCORES}
+        if name != "n2v":
+            base = {r["seed"]: r for r in rows if r["method"] == "n2v"}
+            for key in ("IoU", "F1"):
+                wins = sum(r[key] > base[r["seed"]][key] for r in group)
+                row[f"{key} wins over n2v"] = f"{wins}/{len(group)}"
+        means.append(row)
+    print("\nper seed (clean and noisy: the inputs, seed-independent):\n")
+    print(markdown_table(rows, ["seed", "method", *SCORES]))
+    print(f"\nmean over seeds {args.seeds}:\n")
+    print(markdown_table(means))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "rows": rows,
+        "means": means,
+        "args": vars(args) | {"out": str(args.out)},
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    args.out.write_text(json.dumps(record, indent=2, default=float))
+    shutil.rmtree(work)
+    print(f"\nwrote {args.out} ({record['wall_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m semdenoise``: the command line, where the ``semdenoise`` script is not on PATH."""
+
+from semdenoise.cli import main
+
+main()
