@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,26 +38,12 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from cli_runs import semdenoise, train
 from semdenoise.metrics import foreground_iou, psnr, ssim
 from semdenoise.report import markdown_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_em"
-CLI = [sys.executable, "-m", "semdenoise"]
 SEED = 2024
-
-
-def semdenoise(*args: object) -> str:
-    """Run one CLI command and return what it printed; stop the benchmark if it fails."""
-    command = [*CLI, *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{done.stderr.strip()}")
-    return done.stdout
-
-
-def train(*args: object) -> int:
-    """``semdenoise train ...``; returns the number of steps it reports."""
-    return int(re.search(r": (\d+) steps in", semdenoise("train", *args)).group(1))
 
 
 def noisy_copy(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -165,6 +148,13 @@ def main() -> None:
         default=[0],
         help="training seeds of N2V and joint (noise and fixed segmenter stay fixed); "
         "with several, a summary gives the mean over seeds and how often joint wins",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="move the run's folder (models, noisy stacks, outputs, masks) here instead of "
+        "deleting it; em_rescore.py re-scores it with another fixed segmenter",
     )
     parser.add_argument("--quick", action="store_true", help="0.2-minute budgets, one sigma")
     args = parser.parse_args()
@@ -330,7 +320,11 @@ def main() -> None:
             default=float,
         )
     )
-    shutil.rmtree(work)
+    if args.keep is None:
+        shutil.rmtree(work)
+    else:
+        shutil.move(work, args.keep)
+        print(f"kept the run's files in {args.keep}")
     print(f"\nwrote {args.out}")
 
 
