@@ -26,17 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from cli_runs import semdenoise
 from semdenoise.report import markdown_table
 
-CLI = [sys.executable, "-m", "semdenoise"]
 PRESET = ["--depth", "3", "--base-channels", "16", "--learning-rate", "1e-3", "--no-progress"]
 SCORES = ("PSNR", "SSIM", "IoU", "F1")
 METHODS = {
@@ -44,14 +42,6 @@ METHODS = {
     "joint, detached target": ["train", "joint"],
     "joint, gradient": ["train", "joint", "--style-gradient"],
 }
-
-
-def semdenoise(*args: object) -> None:
-    """Run one CLI command; stop the benchmark with its error if it fails."""
-    command = [*CLI, *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{done.stderr.strip()}")
 
 
 def main() -> None:
