@@ -313,7 +313,7 @@ def main() -> None:
                 "summary": summary,
                 "fixed_clean_iou": fixed_iou["clean"],
                 "fixed_steps": fixed_steps,
-                "args": vars(args) | {"out": str(args.out)},
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "wall_seconds": round(time.perf_counter() - started, 1),
             },
             indent=2,
