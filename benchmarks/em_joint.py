@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from cli_runs import semdenoise, train
+from cli_runs import recorded_args, semdenoise, train
 from semdenoise.metrics import foreground_iou, psnr, ssim
 from semdenoise.report import markdown_table
 
@@ -313,7 +313,7 @@ def main() -> None:
                 "summary": summary,
                 "fixed_clean_iou": fixed_iou["clean"],
                 "fixed_steps": fixed_steps,
-                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "args": recorded_args(args),
                 "wall_seconds": round(time.perf_counter() - started, 1),
             },
             indent=2,

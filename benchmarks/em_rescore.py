@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tifffile
 
-from cli_runs import semdenoise, train
+from cli_runs import recorded_args, semdenoise, train
 from em_joint import DATA, mean_of, summarise_over_seeds, summary_table
 from semdenoise.metrics import foreground_iou
 from semdenoise.report import markdown_table
@@ -89,7 +89,7 @@ def main() -> None:
         "summary": summary,
         "fixed_clean_iou": clean_iou,
         "fixed_steps": steps,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": recorded_args(args),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     args.out.write_text(json.dumps(record, indent=2, default=float))
