@@ -20,7 +20,7 @@ segmenter's IoU. EM is not the paper's use case for this mode (its style prior i
 "bright target on black"), so this shows that it runs and what it costs here; the
 synthetic plaques (``plaques_style_readings.py``) measure it properly.
 
-    python benchmarks/em_joint.py --crop-size 256 --minutes 3 --seeds 0 1 2 \
+    python benchmarks/em_joint.py --crop-size 256 --minutes 3 --seg-minutes 3 --seeds 0 1 \
         --out benchmarks/results/em_joint_crops.json
     python benchmarks/em_joint.py --parts unsupervised --out benchmarks/results/em_unsup.json
     python benchmarks/em_joint.py --quick
@@ -53,6 +53,27 @@ def noisy_copy(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 def mean_of(metric, truth: np.ndarray, images: np.ndarray, **kwargs) -> float:
     return float(np.mean([metric(t, i, **kwargs) for t, i in zip(truth, images, strict=True)]))
+
+
+def network_flags(depth: int, base_channels: int, learning_rate: float) -> list:
+    """The training flags every model of these benchmarks shares (no validation split)."""
+    return ["--depth", depth, "--base-channels", base_channels, "--learning-rate",
+            learning_rate, "--val-fraction", 0, "--no-progress"]  # fmt: skip
+
+
+def train_segmenter(data: Path, out: Path, minutes: float, network: list, *flags: object) -> int:
+    """A segmenter on the clean training slices (the fixed ruler, or with ``--loss mse`` a
+    style segmenter), on 256² crops in batches of 4; returns its steps."""
+    return train("seg", data / "train_images.tif", "--labels", data / "train_masks.tif",
+                 *flags, "--out", out, "--max-minutes", minutes, "--crop-size", 256,
+                 "--batch-size", 4, *network)  # fmt: skip
+
+
+def segmented_iou(segmenter: Path, images: Path, truth: np.ndarray, folder: Path) -> float:
+    """Mean foreground IoU of ``semdenoise segment`` on ``images`` (masks kept in ``folder``)."""
+    masks = folder / f"{images.stem}.{segmenter.stem}-mask.tif"
+    semdenoise("segment", segmenter, images, masks)
+    return mean_of(foreground_iou, truth, tifffile.imread(masks))
 
 
 # Each variant: extra ``train joint`` flags, and the share of the budget first spent
@@ -160,8 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.seg_minutes, args.sigmas = 0.2, 0.2, [25.0]
-    network = ["--depth", args.depth, "--base-channels", args.base_channels]
-    network += ["--learning-rate", args.learning_rate, "--val-fraction", 0, "--no-progress"]
+    network = network_flags(args.depth, args.base_channels, args.learning_rate)
     crops = [] if args.crop_size is None else ["--crop-size", args.crop_size]
 
     data = args.data
@@ -171,15 +191,10 @@ def main() -> None:
     train_clean = tifffile.imread(data / "train_images.tif")
     started = time.perf_counter()
     fixed = work / "fixed.pt"
-    segmenter_budget = ["--max-minutes", args.seg_minutes, "--crop-size", 256, "--batch-size", 4]
-    fixed_steps = train("seg", data / "train_images.tif", "--labels", data / "train_masks.tif",
-                        "--out", fixed, *segmenter_budget, *network)  # fmt: skip
+    fixed_steps = train_segmenter(data, fixed, args.seg_minutes, network)
 
     def iou_of(model: Path, images: Path) -> float:
-        """Foreground IoU of ``model``'s masks of ``images`` against the test masks."""
-        masks = work / f"{images.stem}.{model.stem}-mask.tif"
-        semdenoise("segment", model, images, masks)
-        return mean_of(foreground_iou, test_masks, tifffile.imread(masks))
+        return segmented_iou(model, images, test_masks, work)
 
     fixed_iou = {"clean": iou_of(fixed, data / "test_images.tif")}
     print(
@@ -221,8 +236,7 @@ def main() -> None:
         sigma = args.unsupervised_sigma
         train_noisy, test_noisy = noisy_stacks(sigma)
         style, n2v = work / "style.pt", work / f"unsup-n2v-{sigma:g}.pt"
-        train("seg", data / "train_images.tif", "--labels", data / "train_masks.tif",
-              "--loss", "mse", "--out", style, *segmenter_budget, *network)  # fmt: skip
+        train_segmenter(data, style, args.seg_minutes, network, "--loss", "mse")
         steps = train("n2v", train_noisy, "--out", n2v, "--max-minutes", args.minutes,
                       *crops, *network)  # fmt: skip
         rows.append(scored(sigma, "noisy", test_noisy))

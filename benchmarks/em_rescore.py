@@ -22,9 +22,16 @@ from pathlib import Path
 
 import tifffile
 
-from cli_runs import recorded_args, semdenoise, train
-from em_joint import DATA, mean_of, summarise_over_seeds, summary_table
-from semdenoise.metrics import foreground_iou
+from cli_runs import recorded_args
+from em_joint import (
+    DATA,
+    joint_label,
+    network_flags,
+    segmented_iou,
+    summarise_over_seeds,
+    summary_table,
+    train_segmenter,
+)
 from semdenoise.report import markdown_table
 
 # em_joint's output names: n2v-SIGMA-SEED-denoised.tif, joint-VARIANT-SIGMA-SEED-denoised.tif
@@ -47,17 +54,11 @@ def main() -> None:
     fixed, steps = args.segmenter, None
     if fixed is None:
         fixed = args.run / f"fixed-{args.seg_minutes:g}min.pt"
-        steps = train("seg", args.data / "train_images.tif", "--labels",
-                      args.data / "train_masks.tif", "--out", fixed,
-                      "--max-minutes", args.seg_minutes, "--crop-size", 256, "--batch-size", 4,
-                      "--depth", args.depth, "--base-channels", args.base_channels,
-                      "--learning-rate", args.learning_rate, "--val-fraction", 0,
-                      "--no-progress")  # fmt: skip
+        network = network_flags(args.depth, args.base_channels, args.learning_rate)
+        steps = train_segmenter(args.data, fixed, args.seg_minutes, network)
 
     def iou(images: Path) -> float:
-        masks = args.run / f"{images.stem}.rescore-mask.tif"
-        semdenoise("segment", fixed, images, masks)
-        return mean_of(foreground_iou, test_masks, tifffile.imread(masks))
+        return segmented_iou(fixed, images, test_masks, args.run)
 
     clean_iou = iou(args.data / "test_images.tif")
     print(f"fixed segmenter: {steps} steps, IoU on clean test {clean_iou:.3f}", flush=True)
@@ -72,7 +73,7 @@ def main() -> None:
         match = OUTPUT.match(path.name)
         if match:
             name, sigma, seed = match.group(1), float(match.group(2)), int(match.group(3))
-            method = {"n2v": "n2v", "joint-paper": "joint"}.get(name, f"joint ({name[6:]})")
+            method = "n2v" if name == "n2v" else joint_label(name.removeprefix("joint-"), None)
             rows.append(
                 {"sigma": sigma, "seed": seed, "method": method, "fixed-seg IoU": iou(path)}
             )
