@@ -137,14 +137,23 @@ def evaluate_command(
         float, typer.Option(help="Training time of each N2V baseline (on the noisy images).")
     ] = 2.0,
     noise_sigma: Annotated[
-        float | None, typer.Option(help="Known Gaussian noise sigma for BM3D (else estimated).")
+        float | None,
+        typer.Option(
+            help="Known Gaussian noise sigma: BM3D denoises at it and every learned method "
+            "(N2V baselines and --method models) blends with the observed pixel at it."
+        ),
     ] = None,
     data_range: Annotated[
         float | None, typer.Option(help="PSNR/SSIM data range (default: the clean range).")
     ] = None,
 ) -> None:
     """Compare denoisers on the same images: report.md, report.json and figures."""
-    from semdenoise.baselines import build_baselines, model_method
+    from semdenoise.baselines import (
+        build_baselines,
+        model_method,
+        noise_sigma_rule,
+        resolve_baselines,
+    )
     from semdenoise.evaluation import evaluate, model_segmenter, otsu_segmenter, write_evaluation
     from semdenoise.io import load_model, read_image
     from semdenoise.io.images import read_labels
@@ -153,6 +162,10 @@ def evaluate_command(
     names = [] if baselines == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
     if not specs and not names:
         raise InputError("nothing to evaluate: give --method NAME=MODEL.pt and/or --baselines")
+    try:  # unknown names and missing optional packages stop here, before any work
+        names = resolve_baselines(names)
+    except ValueError as e:
+        raise InputError(f"--baselines: {e}") from None
     noisy_images = read_image(noisy)
     shape = noisy_images.shape
     clean_images = _read_matching(clean, shape, "clean images", read_image)
@@ -160,10 +173,15 @@ def evaluate_command(
     instance_images = _read_matching(instances, shape, "instances", read_labels)
     if instances is not None and labels is None:
         raise InputError("--instances needs --labels (the target masks) too")
-    models = [(name, load_model(path)) for name, path in specs]
-    for (name, _), (_, model) in zip(specs, models, strict=True):
+    given = []  # the user's models, under the same noise-sigma rule as the baselines
+    for name, path in specs:
+        model = load_model(path)
         if model.denoiser is None:
-            raise InputError(f"--method {name}: {dict(specs)[name]} holds no denoiser")
+            raise InputError(f"--method {name}: {path} holds no denoiser")
+        try:
+            given.append(model_method(name, model, noise_sigma=noise_sigma))
+        except InputError as e:
+            raise InputError(f"--method {name}: {path}: {e}") from None
     fixed = None
     if label_images is not None:
         if segmenter in (None, "otsu"):
@@ -174,15 +192,8 @@ def evaluate_command(
                 raise InputError(f"--segmenter {segmenter}: holds no segmenter")
             fixed = model_segmenter(seg_model)
     stack = noisy_images if noisy_images.ndim == 3 else noisy_images[None]
-    try:
-        methods = (
-            build_baselines(names, stack, minutes=baseline_minutes, noise_sigma=noise_sigma)
-            if names
-            else []
-        )
-    except ValueError as e:
-        raise InputError(f"--baselines: {e}") from None
-    methods += [model_method(name, model) for name, model in models]
+    methods = build_baselines(names, stack, minutes=baseline_minutes, noise_sigma=noise_sigma)
+    methods += given
     try:
         evaluation = evaluate(
             noisy_images,
@@ -199,7 +210,10 @@ def evaluate_command(
         evaluation,
         out,
         title=f"Evaluation of {noisy.name}",
-        intro=f"Fixed segmenter: {segmenter or 'otsu'}." if fixed is not None else "",
+        intro=" ".join(
+            [f"Fixed segmenter: {segmenter or 'otsu'}." if fixed is not None else ""]
+            + [noise_sigma_rule(noise_sigma)]
+        ).strip(),
     )
     typer.echo(f"wrote {report}")
 

@@ -56,10 +56,22 @@ def test_labels_must_match_images(labelled, tiny_unet, tmp_path):
 def test_supervised_joint_updates_both_networks_and_segments_its_denoised_image(
     labelled, tiny_unet, tmp_path
 ):
+    from semdenoise.training.n2v import seeded_unet
+
     _, noisy, masks = labelled
     out = tmp_path / "joint.pt"
     train = sd.TrainConfig(steps=10, batch_size=2, val_fraction=0.34, val_every=5)
     model = sd.train_joint(noisy, labels=masks, unet=tiny_unet, train=train, out=out)
+    # both networks start from their seeded initial weights; both moved, every layer
+    seg_config = tiny_unet.model_copy(update={"residual": False})
+    initial = {
+        "denoiser": seeded_unet(tiny_unet, train.seed),
+        "segmenter": seeded_unet(seg_config, train.seed + 1),
+    }
+    for role, start in initial.items():
+        trained = dict(model.networks[role].named_parameters())
+        for name, value in start.named_parameters():
+            assert not torch.equal(value, trained[name]), (role, name)
     record = torch.load(out, weights_only=True)
     assert record["kind"] == "joint" and set(record["networks"]) == {"denoiser", "segmenter"}
     assert record["training"]["mode"] == "supervised"
@@ -144,3 +156,36 @@ def test_pretraining_moves_the_denoiser_only_when_asked(labelled, tiny_unet, pre
         if "num_batches" not in name
     )
     assert moved == pretrain_denoiser
+
+
+def state_of(net: torch.nn.Module) -> dict[str, object]:
+    """Everything training could change in a network: values, trainability, mode."""
+    return {
+        "state": {k: v.clone() for k, v in net.state_dict().items()},
+        "requires_grad": [p.requires_grad for p in net.parameters()],
+        "training": [m.training for m in net.modules()],
+    }
+
+
+def assert_same_state(net: torch.nn.Module, before: dict[str, object]) -> None:
+    after = state_of(net)
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["training"] == before["training"]
+    for name, value in before["state"].items():
+        assert torch.equal(value, after["state"][name]), name
+
+
+def test_train_joint_never_changes_the_models_it_is_given(labelled, tiny_unet):
+    _, noisy, masks = labelled
+    n2v = sd.train_n2v(noisy, unet=tiny_unet, train=QUICK)
+    style = sd.train_seg(noisy, masks, unet=tiny_unet, loss="mse", train=QUICK)
+    n2v_before, style_before = state_of(n2v.denoiser), state_of(style.segmenter)
+    supervised = sd.train_joint(noisy, labels=masks, init=n2v, train=QUICK)
+    assert_same_state(n2v.denoiser, n2v_before)  # it used to train this one in place
+    assert supervised.denoiser is not n2v.denoiser
+    unsupervised = sd.train_joint(noisy, style_segmenter=style, init=n2v, train=QUICK)
+    assert_same_state(style.segmenter, style_before)  # it used to freeze this one
+    assert_same_state(n2v.denoiser, n2v_before)
+    assert unsupervised.segmenter is not style.segmenter
+    # the caller's style segmenter can still be trained further by the caller
+    assert all(p.requires_grad for p in style.segmenter.parameters())

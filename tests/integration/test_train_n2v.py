@@ -81,16 +81,63 @@ def test_time_limit_stops_early_and_still_returns_a_model(noisy_stack, tiny_unet
     assert model.training["seconds"] < 10
 
 
+def lower_median_of_window(image: np.ndarray, y: int, x: int, radius: int) -> float:
+    """The (2r+1)² window's median without its centre, in-image pixels only, computed
+    here independently of the library (the lower middle value, as torch takes it)."""
+    window = image[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1]
+    centre = (y - max(0, y - radius)) * window.shape[1] + (x - max(0, x - radius))
+    values = np.sort(np.delete(window.reshape(-1), centre))
+    return float(values[(len(values) - 1) // 2])
+
+
 @pytest.mark.parametrize(
     "masking",
     [
         sd.MaskingConfig(mode="patch", patch_size=32),
         sd.MaskingConfig(replacement="median"),
+        sd.MaskingConfig(),
     ],
 )
-def test_patch_and_median_modes_train(masking, noisy_stack, tiny_unet):
+def test_patch_and_median_modes_are_what_training_masks_with(
+    masking, noisy_stack, tiny_unet, monkeypatch
+):
+    import semdenoise.training.n2v as n2v
+
+    seen = []
+
+    def spy(image, config, *, generator):
+        masked, positions = real(image, config, generator=generator)
+        seen.append((image.clone(), masked.clone(), [p.clone() for p in positions]))
+        return masked, positions
+
+    real = n2v.mask_batch
+    monkeypatch.setattr(n2v, "mask_batch", spy)
     model = sd.train_n2v(noisy_stack[1], unet=tiny_unet, masking=masking, train=QUICK)
-    assert model.training["masking"]["mode"] == masking.mode
+    assert model.training["masking"]["mode"] == masking.mode and len(seen) == QUICK.steps
+    radius = masking.radius
+    medians = 0
+    for image, masked, (b, y, x) in seen:
+        if masking.mode == "patch":  # random 32x32 patches, ~0.2 % of them masked
+            assert image.shape[2:] == (32, 32)
+            assert len(b) == image.shape[0] * max(1, round(masking.patch_fraction * 32 * 32))
+        else:  # full images, one pixel per grid cell
+            assert tuple(image.shape[2:]) in ((48, 40), (40, 48))  # rotations augment
+        for i in range(len(b)):
+            plane = image[b[i], 0].numpy()
+            value = float(masked[b[i], 0, y[i], x[i]])
+            median = lower_median_of_window(plane, int(y[i]), int(x[i]), radius)
+            medians += value == pytest.approx(median, abs=1e-6)
+            if masking.replacement != "median":  # a copy of another pixel of the window
+                window = plane[
+                    max(0, y[i] - radius) : y[i] + radius + 1,
+                    max(0, x[i] - radius) : x[i] + radius + 1,
+                ]
+                assert np.isclose(window, value, atol=0).sum() >= 1
+    masked_pixels = sum(len(p[0]) for _, _, p in seen)
+    if masking.replacement == "median":
+        assert medians == masked_pixels  # every masked pixel holds its window's median
+    else:
+        assert medians < 0.5 * masked_pixels  # a random neighbour is rarely the median
 
 
 def test_validation_split_by_image_reports_a_loss(noisy_stack, tiny_unet):

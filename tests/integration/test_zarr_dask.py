@@ -123,21 +123,79 @@ def test_interrupted_run_resumes_without_redoing_chunks(tmp_path, stack):
     np.testing.assert_array_equal(sd.read_image(target), sd.read_image(straight))
 
 
-def test_a_changed_run_starts_over(tmp_path, stack):
-    path, _ = stack
-    target = tmp_path / "out.zarr"
-
+def stopped_after_one_chunk(model, path, target, **options) -> None:
     def stop(block_id):
         raise Stop
 
     with pytest.raises(Stop):
-        sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=stop)
+        sd.denoise_zarr(model, path, target, chunk_size=32, on_chunk=stop, **options)
+
+
+def test_a_changed_run_keeps_the_finished_chunks_and_names_no_resume(tmp_path, stack):
+    path, _ = stack
+    target = tmp_path / "out.zarr"
+    stopped_after_one_chunk(tiny_model(), path, target)
+    markers = partial_path(target) / PROGRESS_DIR
+    # another option (tile size) or another model: stop, name the partial output and
+    # --no-resume, and throw nothing away (it used to start over silently)
+    for changed in ({"tile_size": 64}, {"noise_sigma": 10.0}):
+        with pytest.raises(sd.InputError, match=r"\.out\.zarr\.partial: unfinished output of "
+                           r"another run \(1 chunk\(s\) written; .*--no-resume") as error:
+            sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, **changed)
+        assert next(iter(changed)) in str(error.value) and "\n" not in str(error.value)
+        assert len(list(markers.iterdir())) == 1
+    other = tiny_model()
+    with torch.no_grad():
+        next(other.denoiser.parameters()).add_(0.1)  # same network, other weights
+    with pytest.raises(sd.InputError, match="; model differ"):
+        sd.denoise_zarr(other, path, target, chunk_size=32)
+    # what does not change the values written is not "another run": resumed
     calls: list[tuple] = []
-    sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=calls.append, tile_size=64)
-    assert len(calls) == 12  # other options: nothing reused
+    sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=calls.append, batch_size=3)
+    assert len(calls) == 11
+    # --no-resume starts over on purpose; a finished output is replaced, not resumed
+    stopped_after_one_chunk(tiny_model(), path, target)
+    calls.clear()
+    sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=calls.append, resume=False)
+    assert len(calls) == 12
     calls.clear()
     sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, on_chunk=calls.append)
-    assert len(calls) == 12  # a finished output is replaced, not resumed
+    assert len(calls) == 12
+
+
+def test_a_transient_read_error_never_throws_finished_chunks_away(tmp_path, stack, monkeypatch):
+    import errno
+
+    import semdenoise.predict.chunked as chunked
+
+    path, _ = stack
+    model = tiny_model()
+    target = tmp_path / "out.zarr"
+    stopped_after_one_chunk(model, path, target)
+    real = chunked._zarr_attrs
+
+    def flaky_disk(where):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(chunked, "_zarr_attrs", flaky_disk)
+    with pytest.raises(sd.InputError, match=r"cannot read the unfinished output \(1 chunk\(s\) "
+                       r"written\): cannot read it: Input/output error; .*--no-resume"):
+        sd.denoise_zarr(model, path, target, chunk_size=32)
+    monkeypatch.setattr(chunked, "_zarr_attrs", real)
+    calls: list[tuple] = []
+    sd.denoise_zarr(model, path, target, chunk_size=32, on_chunk=calls.append)
+    assert len(calls) == 11  # the disk came back: resumed, not started over
+
+
+def test_a_leftover_without_finished_chunks_starts_over(tmp_path, stack):
+    path, image = stack
+    model = tiny_model()
+    target = tmp_path / "out.zarr"
+    partial_path(target).mkdir()  # killed before its first chunk: unreadable, nothing lost
+    (partial_path(target) / "zarr.json").write_text("{not json")
+    sd.denoise_zarr(model, path, target, chunk_size=32)
+    expected = sd.denoise(model, image)
+    np.testing.assert_allclose(sd.read_image(target), expected, rtol=1e-5, atol=1e-3)
 
 
 def test_distributed_local_cluster(tmp_path, stack):

@@ -7,6 +7,8 @@ from semdenoise.baselines.methods import (
     classic_method,
     model_method,
     n2v_method,
+    noise_sigma_rule,
+    resolve_baselines,
 )
 
 __all__ = [
@@ -16,4 +18,6 @@ __all__ = [
     "classic_method",
     "model_method",
     "n2v_method",
+    "noise_sigma_rule",
+    "resolve_baselines",
 ]

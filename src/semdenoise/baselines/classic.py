@@ -10,13 +10,15 @@ estimated from the image (Immerkær's operator) unless given.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from skimage.restoration import calibrate_denoiser, denoise_nl_means, denoise_tv_chambolle
 
+from semdenoise.errors import DependencyError
 from semdenoise.noise_level import estimate_noise_sigma
 
 Denoised = tuple[np.ndarray, dict[str, Any]]
@@ -72,15 +74,31 @@ def nlm_denoise(image: np.ndarray) -> Denoised:
 
 def bm3d_denoise(image: np.ndarray, noise_sigma: float | None = None) -> Denoised:
     """BM3D (the ``bm3d`` package, an optional extra) at the given or estimated sigma."""
-    try:
-        import bm3d
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the BM3D baseline needs the optional package: pip install 'semdenoise[bm3d]'"
-        ) from e
+    require_optional(["bm3d"])
+    import bm3d
+
     sigma = estimate_noise_sigma(image) if noise_sigma is None else float(noise_sigma)
     result = bm3d.bm3d(image.astype(np.float64), sigma_psd=max(sigma, 1e-6))
     return np.asarray(result, dtype=np.float32), {"sigma": round(sigma, 4)}
+
+
+# Baselines that need an optional package: (module, extra that installs it).
+OPTIONAL = {"bm3d": ("bm3d", "bm3d")}
+
+
+def require_optional(names: Sequence[str]) -> None:
+    """Refuse, in one line and before any work, baselines whose package is missing."""
+    for name in names:
+        if name not in OPTIONAL:
+            continue
+        module, extra = OPTIONAL[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise DependencyError(
+                f"the {name} baseline needs the optional package {module!r}: "
+                f"pip install 'semdenoise[{extra}]'"
+            ) from e
 
 
 CLASSIC = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from semdenoise.baselines.classic import CLASSIC
+from semdenoise.baselines.classic import CLASSIC, require_optional
 from semdenoise.config import MaskingConfig
 from semdenoise.models.trained import TrainedModel
 
@@ -48,9 +48,11 @@ class Method:
 def model_method(name: str, model: TrainedModel, *, noise_sigma: float | str | None = None):
     """A trained model's denoiser (N2V or joint) as a method."""
     from semdenoise.predict import denoise
+    from semdenoise.predict.denoise import observed_pixel_weight
 
     if model.denoiser is None:
         raise ValueError(f"method {name}: the {model.kind} model holds no denoiser")
+    observed_pixel_weight(model, noise_sigma)  # refuse a model that cannot blend, now
 
     def run(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         return denoise(model, image, noise_sigma=noise_sigma, source=name), {}
@@ -97,6 +99,35 @@ def n2v_method(
     return model_method(name, model, noise_sigma=noise_sigma)
 
 
+def resolve_baselines(names: Sequence[str]) -> list[str]:
+    """The baseline names asked for (``"all"`` expanded), checked before any work: an
+    unknown name is a ValueError, a missing optional package a DependencyError."""
+    names = list(BASELINES) if list(names) == ["all"] else list(names)
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)} or all")
+    require_optional(names)
+    return names
+
+
+def noise_sigma_rule(noise_sigma: float | None) -> str:
+    """The one rule by which a known noise level reaches the methods, for reports.
+
+    Every learned method is treated alike, whether an N2V baseline trained here or a
+    model given by the user: a fair comparison cannot blend some and not others.
+    """
+    if noise_sigma is None:
+        return (
+            "No noise sigma given: BM3D estimates it per image; every learned method "
+            "reports its network's prediction as it is."
+        )
+    return (
+        f"Noise sigma {noise_sigma:g} (given): BM3D denoises at it, and every learned "
+        "method (N2V baselines and given models alike) blends its prediction with the "
+        "observed pixel at that sigma."
+    )
+
+
 def build_baselines(
     names: Sequence[str],
     noisy_images: np.ndarray,
@@ -105,11 +136,12 @@ def build_baselines(
     seed: int = 0,
     noise_sigma: float | None = None,
 ) -> list[Method]:
-    """The named baselines (``"all"`` for every one); learned ones train on ``noisy_images``."""
-    names = list(BASELINES) if list(names) == ["all"] else list(names)
-    unknown = sorted(set(names) - set(BASELINES))
-    if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)} or all")
+    """The named baselines (``"all"`` for every one); learned ones train on ``noisy_images``.
+
+    ``noise_sigma`` follows :func:`noise_sigma_rule`: BM3D denoises at it and the N2V
+    baselines blend with the observed pixel at it.
+    """
+    names = resolve_baselines(names)
     methods = []
     for name in names:
         if name.startswith("n2v-"):

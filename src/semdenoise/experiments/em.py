@@ -24,7 +24,7 @@ import numpy as np
 import tifffile
 from scipy.ndimage import gaussian_filter
 
-from semdenoise.baselines import Method, build_baselines, model_method
+from semdenoise.baselines import Method, build_baselines, model_method, resolve_baselines
 from semdenoise.config import JointConfig
 from semdenoise.errors import InputError
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
@@ -109,6 +109,7 @@ def run_em(
     """Run every sigma; writes one report per sigma (``sigma_<s>/``) and a summary."""
     settings = settings or EMSettings()
     out = Path(out)
+    resolve_baselines(settings.baselines)  # a missing optional package stops us now
     stacks = load_em(data)
     started = time.perf_counter()
     train_clean, train_masks = stacks["train_images"], stacks["train_masks"]

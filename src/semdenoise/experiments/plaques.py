@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from semdenoise.baselines import build_baselines, model_method
+from semdenoise.baselines import build_baselines, model_method, resolve_baselines
 from semdenoise.config import JointConfig
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.presets import cpu_training, cpu_unet
@@ -54,6 +54,7 @@ def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dic
     """Run the experiment and write report.md, report.json and figures into ``out``."""
     settings = settings or PlaquesSettings()
     out = Path(out)
+    resolve_baselines(settings.baselines)  # a missing optional package stops us now
     started = time.perf_counter()
     seed = settings.seed
     somata = make_set("somata", settings.n_somata, size=settings.size, seed=seed)

@@ -8,15 +8,13 @@ write over an input.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from semdenoise.errors import InputError
+from semdenoise.errors import InputError, system_failure
+from semdenoise.io.atomic import atomic_path
 from semdenoise.io.checks import check_image, check_labels
 
 SUPPORTED_INPUTS = (".tif", ".tiff", ".png", ".npy", ".zarr")
@@ -78,6 +76,9 @@ def _read_file(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as e:  # any reader failure is an unreadable file, said in one line
+        failure = system_failure(e)
+        if failure is not None:
+            raise InputError(f"{path}: {failure}") from e
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(f"{path}: cannot read as {_suffix(path)} image: {reason}") from e
 
@@ -142,26 +143,6 @@ def read_training_labels(path: str | os.PathLike) -> list[tuple[str, np.ndarray]
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if two paths name the same file (resolved, so ./x and x agree)."""
     return Path(a).resolve() == Path(b).resolve()
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; move it into place only on success."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        if tmp.is_dir() and path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
 
 
 def write_image(

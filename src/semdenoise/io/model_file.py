@@ -17,8 +17,8 @@ import torch
 from pydantic import ValidationError
 
 from semdenoise.config import UNetConfig
-from semdenoise.errors import InputError, ModelFileError
-from semdenoise.io.images import atomic_path
+from semdenoise.errors import InputError, ModelFileError, system_failure
+from semdenoise.io.atomic import atomic_path
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.normalization import Normalization
@@ -79,6 +79,9 @@ def load_plain_data(path: Path, *, what: str) -> Any:
             ) from e
         raise ModelFileError(f"{path}: not a readable {what} (truncated or foreign)") from e
     except Exception as e:  # truncated or foreign bytes fail in many ways inside torch
+        failure = system_failure(e)
+        if failure is not None:  # the file may be fine: say what really happened
+            raise ModelFileError(f"{path}: {failure} (reading the {what})") from e
         raise ModelFileError(f"{path}: not a readable {what} (truncated or foreign)") from e
 
 

@@ -23,7 +23,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from semdenoise.errors import InputError
+from semdenoise.errors import InputError, system_failure
+from semdenoise.io.atomic import move_into_place, remove_stale_siblings
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.denoise import as_model, denoise
 
@@ -159,9 +159,11 @@ def denoise_zarr(
         "shape": list(array.shape),
         "dtype": str(array.dtype),
         "chunks": [list(c) for c in chunks],
-        "options": {k: v for k, v in options.items() if k != "device"},
+        # the options that change the values written (device and batch size do not)
+        **{k: options[k] for k in ("tile_size", "tta", "noise_sigma")},
     }
     partial = partial_path(target)
+    remove_stale_siblings(target)  # what a killed earlier run left while moving into place
     done = _prepare_partial(partial, fingerprint, array.shape, block, ome, resume=resume)
     progress = partial / PROGRESS_DIR
     total = int(np.prod([len(c) for c in chunks]))
@@ -334,6 +336,9 @@ def _open_source(path: Path) -> tuple[Any, dict[str, Any] | None]:
     except InputError:
         raise
     except Exception as e:
+        failure = system_failure(e)
+        if failure is not None:
+            raise InputError(f"{path}: {failure}") from e
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(f"{path}: cannot read as Zarr: {reason}") from e
     dtype = np.dtype(array.dtype)
@@ -404,15 +409,11 @@ def _prepare_partial(
     import zarr
 
     if partial.exists():
-        try:
-            previous = zarr.open_group(str(partial), mode="r").attrs.get("semdenoise", {})
-        except Exception:  # an unreadable leftover is simply started over
-            previous = {}
-        if resume and previous.get("fingerprint") == fingerprint:
-            return _count(partial / PROGRESS_DIR)
-        logger.info(
-            "starting over: %s is %s", partial, "not resumed" if not resume else "another run"
-        )
+        if resume:
+            done = _resumable(partial, fingerprint)
+            if done is not None:
+                return done
+        logger.info("starting over: %s is %s", partial, "not resumed" if not resume else "empty")
         shutil.rmtree(partial)
     group = zarr.open_group(str(partial), mode="w", zarr_format=3)
     group.create_array("0", shape=shape, chunks=block, dtype="float32", fill_value=0.0)
@@ -424,6 +425,44 @@ def _prepare_partial(
     )
     (partial / PROGRESS_DIR).mkdir()
     return 0
+
+
+def _resumable(partial: Path, fingerprint: dict[str, Any]) -> int | None:
+    """How many chunks an unfinished output of this same run holds; ``None`` when it
+    holds none, so starting over loses nothing. Finished chunks are never thrown away
+    silently: an output that cannot be read, or that another run (model, input or
+    options) began, stops with an error that names it and ``--no-resume``."""
+    done = _count(partial / PROGRESS_DIR)
+    if done == 0:
+        return None
+    how = "run the same command again, or pass --no-resume to start over (losing them)"
+    try:
+        previous = _zarr_attrs(partial).get("semdenoise", {})
+    except Exception as e:  # a store we cannot read now may be readable later
+        reason = system_failure(e) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise InputError(
+            f"{partial}: cannot read the unfinished output ({done} chunk(s) written): "
+            f"{reason}; {how}"
+        ) from e
+    saved = previous.get("fingerprint")
+    if saved == fingerprint:
+        return done
+    changed = (
+        sorted(k for k in fingerprint.keys() | saved.keys() if fingerprint.get(k) != saved.get(k))
+        if isinstance(saved, dict)
+        else ["its record"]
+    )
+    raise InputError(
+        f"{partial}: unfinished output of another run ({done} chunk(s) written; "
+        f"{', '.join(changed)} differ); {how}"
+    )
+
+
+def _zarr_attrs(path: Path) -> dict[str, Any]:
+    """The attributes of a Zarr group, read-only."""
+    import zarr
+
+    return dict(zarr.open_group(str(path), mode="r").attrs)
 
 
 def _finish(partial: Path, target: Path, fingerprint: dict[str, Any]) -> None:
@@ -438,10 +477,4 @@ def _finish(partial: Path, target: Path, fingerprint: dict[str, Any]) -> None:
         "complete": True,
     }
     shutil.rmtree(partial / PROGRESS_DIR)
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, old)
-        os.replace(partial, target)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-    else:
-        os.replace(partial, target)
+    move_into_place(partial, target)

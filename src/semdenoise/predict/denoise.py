@@ -67,14 +67,7 @@ def denoise(
     image = check_image(image, source=source)
     check_min_size(image, net.config.min_size, source=source)
     device = resolve_device(device)
-    # the observed pixel's weight: fixed for a given sigma, per slice for "auto"
-    if noise_sigma is None:
-        fixed_alpha = 0.0
-    elif noise_sigma == "auto":
-        fixed_alpha = None
-        _blind_spot_mse(model)  # refuse a model without the stored error before any work
-    else:
-        fixed_alpha = center_weight(model, _as_sigma(noise_sigma))
+    fixed_alpha = observed_pixel_weight(model, noise_sigma)
     if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
         if image.ndim != 3:
             raise InputError(
@@ -147,6 +140,18 @@ def _symmetry_inverse(image: np.ndarray, k: int) -> np.ndarray:
     return np.rot90(unflipped, -(k % 4))
 
 
+def observed_pixel_weight(model: TrainedModel, noise_sigma: float | str | None) -> float | None:
+    """The observed pixel's blend weight: 0 without a sigma, fixed for a given one,
+    ``None`` for "auto" (estimated per slice). Refuses, before any work, a model that
+    stores no blind-spot error."""
+    if noise_sigma is None:
+        return 0.0
+    if noise_sigma == "auto":
+        _blind_spot_mse(model)
+        return None
+    return center_weight(model, _as_sigma(noise_sigma))
+
+
 def _as_sigma(noise_sigma: float | str) -> float:
     try:
         return float(noise_sigma)
@@ -167,7 +172,7 @@ def _blind_spot_mse(model: TrainedModel) -> float:
     if mse is None:
         raise InputError(
             f"model of kind {model.kind!r} has no stored blind-spot error; --noise-sigma "
-            "needs an N2V model trained by this version"
+            "needs an N2V or joint model trained by this version"
         )
     return mse
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from semdenoise.models.unet import UNet
+from semdenoise.predict.inference import InferenceNet, inference_network
 from semdenoise.predict.tiling import _axis_windows, _batches, _round_up
 
 # Voxels per window: with 32 base channels about 1.5 GB of activations at the top level.
@@ -67,7 +68,7 @@ def window_shape(
 
 
 def predict_tiled_3d(
-    net: UNet,
+    net: UNet | InferenceNet,
     volume: np.ndarray,
     *,
     tile_size: int | Sequence[int] | None = None,
@@ -119,7 +120,11 @@ def predict_tiled_3d(
     total = np.zeros(padded_shape, dtype=np.float32)
 
     device = torch.device(device)
-    net = net.to(device).eval()
+    # a prepared copy (BatchNorm folded, on ``device``): ``net`` itself is never moved
+    # or switched to eval mode, so Dask threads and the caller may share it
+    runner = net if isinstance(net, InferenceNet) else inference_network(
+        net, device, channels_last=False
+    )
     with torch.inference_mode():
         for chunk in _batches(starts, batch_size):
             regions = [
@@ -127,7 +132,7 @@ def predict_tiled_3d(
                 for start in chunk
             ]
             tiles = np.stack([padded[region] for region in regions])[:, None]
-            result = net(torch.from_numpy(tiles).to(device))[:, 0].float().cpu().numpy()
+            result = runner(torch.from_numpy(tiles).to(device))[:, 0].cpu().numpy()
             for region, prediction in zip(regions, result, strict=True):
                 output[region] += prediction * weights
                 total[region] += weights
@@ -135,11 +140,15 @@ def predict_tiled_3d(
     return output[core] / total[core]
 
 
-def predict_volume(net: UNet, volume: np.ndarray, *, tta: bool = False, **tiling) -> np.ndarray:
+def predict_volume(
+    net: UNet | InferenceNet, volume: np.ndarray, *, tta: bool = False, **tiling
+) -> np.ndarray:
     """:func:`predict_tiled_3d`, or with ``tta`` the mean over the 8 rotations/flips in
     Y/X (the training symmetries that keep Z as it is), 8x the time."""
     if not tta:
         return predict_tiled_3d(net, volume, **tiling)
+    if not isinstance(net, InferenceNet):  # prepare the copy once for all 8 passes
+        net = inference_network(net, tiling.get("device", "cpu"), channels_last=False)
     result = np.zeros(volume.shape, dtype=np.float32)
     for k in range(8):
         view = np.rot90(volume, k % 4, axes=(1, 2))

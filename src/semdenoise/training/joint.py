@@ -15,6 +15,7 @@ lets the gradient flow through the frozen segmenter too.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -31,7 +32,7 @@ from semdenoise.masking import mask_batch
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
-from semdenoise.training.n2v import seeded_unet
+from semdenoise.training.n2v import blind_spot_mse, seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 
 logger = logging.getLogger(__name__)
@@ -181,7 +182,8 @@ def train_joint(
         raise InputError(f"{source}joint training is 2-D only; 3-D models train with train n2v")
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    denoiser = start.denoiser if start is not None else seeded_unet(unet, train.seed)
+    # copies: a library call never trains or freezes the networks it is given
+    denoiser = copy.deepcopy(start.denoiser) if start is not None else seeded_unet(unet, train.seed)
     data = prepare_training_data(
         images,
         labels,
@@ -191,7 +193,7 @@ def train_joint(
         normalization=start.normalization if start is not None else None,
     )
     if style is not None:
-        segmenter = style.segmenter
+        segmenter = copy.deepcopy(style.segmenter)
     else:
         seg_config = unet.model_copy(update={"residual": False})
         segmenter = seeded_unet(seg_config, train.seed + 1)
@@ -208,12 +210,10 @@ def train_joint(
     )
     summary = run_training(module, out=out, resume=resume, progress=progress)
     w1, w2 = module.weights
+    denoiser = module.denoiser.cpu().eval()
     model = TrainedModel(
         kind="joint",
-        networks={
-            "denoiser": module.denoiser.cpu().eval(),
-            "segmenter": module.segmenter.cpu().eval(),
-        },
+        networks={"denoiser": denoiser, "segmenter": module.segmenter.cpu().eval()},
         normalization=data.normalization,
         training={
             "mode": "supervised" if supervised else "unsupervised",
@@ -225,6 +225,11 @@ def train_joint(
             "initialised_from_n2v": start is not None,
             "images": data.count,
             "validation_images": data.validation_count,
+            # the N2V term keeps the denoiser a blind-spot predictor, so it can blend with
+            # the observed pixel at a known sigma like N2V (denoise(noise_sigma=...)); the
+            # segmentation term may teach it to pass some of each pixel's own value
+            # through, which lowers this error and so the blend weight it leads to
+            "blind_spot_mse": blind_spot_mse(denoiser, data.train_bank, data.normalization),
             **summary,
         },
     )

@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from semdenoise.config import TrainConfig
 from semdenoise.errors import InputError, ModelFileError, TrainingError, TrainingInterrupted
+from semdenoise.io.atomic import atomic_path
 from semdenoise.io.model_file import load_plain_data
 
 logger = logging.getLogger(__name__)
@@ -49,15 +49,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
