@@ -66,9 +66,7 @@ def test_noise_sigma_reaches_every_learned_method_and_the_report_says_so(cli, fi
     assert f"Noise sigma {sigma:g} (given)" in text and "every learned method" in text
 
 
-def test_noise_sigma_refuses_a_model_that_cannot_blend_before_any_work(
-    cli, files, no_training
-):
+def test_noise_sigma_refuses_a_model_that_cannot_blend_before_any_work(cli, files, no_training):
     folder, _, _, model = files
     model.training.pop("blind_spot_mse")  # as a model file of an earlier version
     sd.save_model(model, folder / "old.pt")

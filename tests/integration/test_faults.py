@@ -38,8 +38,27 @@ TRAIN = [
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+# Training steps of a tiny network take a millisecond on a fast machine: the child waits
+# 20 ms per step, so the few steps between a checkpoint and a kill never finish the run.
+SLOW_STEPS = """
+import sys, time
+import semdenoise.training.n2v as n2v
+from semdenoise.cli import main
+
+real = n2v.n2v_loss
+
+def slow(*args):
+    time.sleep(0.02)
+    return real(*args)
+
+n2v.n2v_loss = slow
+sys.argv = ["semdenoise", *sys.argv[1:]]
+main()
+"""
+
+
 def train_command(images, out) -> list[str]:
-    return [sys.executable, "-m", "semdenoise.cli", "train", "n2v", str(images), "--out", str(out)]
+    return [sys.executable, "-c", SLOW_STEPS, "train", "n2v", str(images), "--out", str(out)]
 
 
 def start(images, out, *extra: str) -> subprocess.Popen:
@@ -197,7 +216,45 @@ def test_a_step_that_made_weights_non_finite_is_never_saved(tmp_path):
     assert trainer.saved == 1
 
 
-def test_a_killed_denoise_never_leaves_a_partial_output(tmp_path, tiny_unet):
+# The child pauses inside the output's write, after the temporary file holds every byte
+# and before it is moved into place: the kill lands there by construction, on any machine.
+PAUSE_IN_WRITE = """
+import os, sys, time
+import semdenoise.io.atomic as atomic
+from semdenoise.cli import main
+
+signal_base = sys.argv[-1]
+
+def paused(new, path):
+    open(signal_base + ".paused", "w").close()
+    time.sleep(600)
+
+atomic.move_into_place = paused
+sys.argv = ["semdenoise", *sys.argv[1:-1]]
+main()
+"""
+
+
+def paused_denoise(model, image, target, signal_base: Path) -> subprocess.Popen:
+    """``semdenoise denoise`` that stops just before its output appears; it creates
+    ``signal_base.paused`` when it gets there."""
+    command = [sys.executable, "-c", PAUSE_IN_WRITE, "denoise", str(model), str(image)]
+    with open(f"{signal_base}.stderr", "ab") as err:
+        return subprocess.Popen(
+            [*command, str(target), str(signal_base)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_killed_denoise_never_leaves_a_partial_output_and_the_next_run_cleans_up(
+    tmp_path, tiny_unet
+):
     from semdenoise.models.trained import TrainedModel
     from semdenoise.models.unet import UNet
     from semdenoise.normalization import Normalization
@@ -213,24 +270,39 @@ def test_a_killed_denoise_never_leaves_a_partial_output(tmp_path, tiny_unet):
         model,
     )
     image = tmp_path / "big.npy"
-    np.save(image, np.random.default_rng(0).normal(size=(4, 768, 768)).astype(np.float32))
-    rng = np.random.default_rng(1)
-    outcomes = []
-    for attempt in range(4):
-        target = tmp_path / f"out{attempt}.tif"
-        command = [sys.executable, "-m", "semdenoise.cli", "denoise", str(model), str(image)]
-        process = subprocess.Popen(
-            [*command, str(target)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+    np.save(image, np.random.default_rng(0).normal(size=(4, 96, 96)).astype(np.float32))
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    target = outputs / "out.tif"
+    signal_base = tmp_path / "signal"
+    left = []
+    for _ in range(2):  # two killed runs over the same output
+        process = paused_denoise(model, image, target, signal_base)
         try:
-            process.wait(timeout=rng.uniform(1.0, 6.0))
-        except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + 120
+            while not Path(f"{signal_base}.paused").exists() and process.poll() is None:
+                assert time.monotonic() < deadline, "denoise never reached its write"
+                time.sleep(0.02)
+            assert process.poll() is None, Path(f"{signal_base}.stderr").read_text()[-2000:]
+        finally:
             process.send_signal(signal.SIGKILL)
             process.wait()
-        if target.exists():  # then whole: every slice, the right shape
-            assert tifffile.imread(target).shape == (4, 768, 768)
-        outcomes.append(target.exists())
-    assert not all(outcomes), "no kill landed before the output was written"
+        Path(f"{signal_base}.paused").unlink()
+        assert not target.exists()  # killed before the move: no output, not half of one
+        left.append(hidden(outputs))
+    # each killed run leaves its whole temporary file; the second run, before writing,
+    # removed the first one's
+    assert [len(names) for names in left] == [1, 1] and left[0] != left[1], left
+    assert left[1][0].startswith(".out.tif.") and left[1][0].endswith(".tmp.tif")
+    done = subprocess.run(
+        [sys.executable, "-m", "semdenoise.cli", "denoise", str(model), str(image), str(target)],
+        env=ENV,
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert tifffile.imread(target).shape == (4, 96, 96)
+    assert hidden(outputs) == []  # the killed runs' temporary files are gone
 
 
 class RunsCode:

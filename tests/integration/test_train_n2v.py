@@ -73,12 +73,37 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, noisy_stack, tiny_unet)
         )
 
 
-def test_time_limit_stops_early_and_still_returns_a_model(noisy_stack, tiny_unet):
+class SteppedClock:
+    """A clock that moves only when a training step ends: the test never races the real one."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_time_limit_stops_early_and_still_returns_a_model(noisy_stack, tiny_unet, monkeypatch):
+    import types
+
+    import semdenoise.training.runner as runner
+
+    clock = SteppedClock()
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+
+    step_end = runner.TrainingModule.on_train_batch_end
+
+    def ten_second_steps(module, *args) -> None:
+        clock.now += 10.0  # every step "takes" ten seconds
+        step_end(module, *args)
+
+    monkeypatch.setattr(runner.TrainingModule, "on_train_batch_end", ten_second_steps)
     _, noisy = noisy_stack
-    train = sd.TrainConfig(steps=100_000, max_minutes=0.02, val_fraction=0.0)
+    train = sd.TrainConfig(steps=100_000, max_minutes=1.0, val_fraction=0.0)
     model = sd.train_n2v(noisy, unet=tiny_unet, train=train)
-    assert 0 < model.training["steps"] < 100_000
-    assert model.training["seconds"] < 10
+    assert model.training["steps"] == 6  # 60 s of ten-second steps, then a complete model
+    assert model.training["seconds"] == 60.0
+    assert sd.denoise(model, noisy[0]).shape == noisy[0].shape
 
 
 def lower_median_of_window(image: np.ndarray, y: int, x: int, radius: int) -> float:

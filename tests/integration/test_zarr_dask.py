@@ -139,8 +139,11 @@ def test_a_changed_run_keeps_the_finished_chunks_and_names_no_resume(tmp_path, s
     # another option (tile size) or another model: stop, name the partial output and
     # --no-resume, and throw nothing away (it used to start over silently)
     for changed in ({"tile_size": 64}, {"noise_sigma": 10.0}):
-        with pytest.raises(sd.InputError, match=r"\.out\.zarr\.partial: unfinished output of "
-                           r"another run \(1 chunk\(s\) written; .*--no-resume") as error:
+        with pytest.raises(
+            sd.InputError,
+            match=r"\.out\.zarr\.partial: unfinished output of "
+            r"another run \(1 chunk\(s\) written; .*--no-resume",
+        ) as error:
             sd.denoise_zarr(tiny_model(), path, target, chunk_size=32, **changed)
         assert next(iter(changed)) in str(error.value) and "\n" not in str(error.value)
         assert len(list(markers.iterdir())) == 1
@@ -178,8 +181,11 @@ def test_a_transient_read_error_never_throws_finished_chunks_away(tmp_path, stac
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(chunked, "_zarr_attrs", flaky_disk)
-    with pytest.raises(sd.InputError, match=r"cannot read the unfinished output \(1 chunk\(s\) "
-                       r"written\): cannot read it: Input/output error; .*--no-resume"):
+    with pytest.raises(
+        sd.InputError,
+        match=r"cannot read the unfinished output \(1 chunk\(s\) "
+        r"written\): cannot read it: Input/output error; .*--no-resume",
+    ):
         sd.denoise_zarr(model, path, target, chunk_size=32)
     monkeypatch.setattr(chunked, "_zarr_attrs", real)
     calls: list[tuple] = []
@@ -256,3 +262,14 @@ def test_cli_zarr_to_zarr_goes_through_dask(cli, tmp_path, stack):
         "--scheduler", "tcp://127.0.0.1:1",
     )  # fmt: skip
     assert code == 2 and err.startswith("error:") and "Zarr" in err and len(err.splitlines()) == 1
+
+
+def test_a_permission_problem_is_said_as_such(tmp_path, stack, monkeypatch):
+    import semdenoise.io.images as images
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(images, "_open_zarr_array", denied)
+    with pytest.raises(sd.InputError, match=r"stack.zarr: permission denied$"):
+        sd.denoise_zarr(tiny_model(), stack[0], tmp_path / "out.zarr")

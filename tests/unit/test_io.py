@@ -125,3 +125,26 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 def test_unsupported_output_type_is_refused(tmp_path):
     with pytest.raises(InputError, match="unsupported output type .png"):
         write_image(tmp_path / "out.png", np.zeros((8, 8), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (PermissionError(13, "Permission denied"), "permission denied"),
+        (MemoryError(), "not enough memory to read it"),
+        (OSError(5, "Input/output error"), "cannot read it: Input/output error"),
+    ],
+)
+def test_system_failures_are_said_as_such_not_as_a_bad_file(
+    tmp_path, monkeypatch, failure, message
+):
+    """Root ignores file modes, so the reader is made to fail as the system would."""
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, np.ones((8, 8), np.float32))
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(tifffile, "imread", fail)
+    with pytest.raises(InputError, match=f"a.tif: {message}$"):
+        read_image(path)

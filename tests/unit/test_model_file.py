@@ -111,3 +111,24 @@ def test_known_noise_blend_weight_follows_the_stored_blind_spot_error(model):
     del model.training["blind_spot_mse"]
     with pytest.raises(sd.InputError, match="no stored blind-spot error"):
         sd.denoise(model, image, noise_sigma=1.0)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (PermissionError(13, "Permission denied"), "permission denied"),
+        (MemoryError(), "not enough memory to read it"),
+        (OSError(116, "Stale file handle"), "cannot read it: Stale file handle"),
+    ],
+)
+def test_system_failures_are_not_called_truncated_or_foreign(
+    tmp_path, model, monkeypatch, failure, message
+):
+    sd.save_model(model, tmp_path / "m.pt")
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(ModelFileError, match=f"m.pt: {message} \\(reading the model file\\)"):
+        sd.load_model(tmp_path / "m.pt")

@@ -203,3 +203,27 @@ def test_3d_blend_weights_vanish_in_each_axis_halo():
     assert (weights[:2] == 0).all() and (weights[-2:] == 0).all()
     assert (weights[:, :4] == 0).all() and (weights[:, :, -4:] == 0).all()
     assert (weights[2:-2, 4:-4, 4:-4] > 0).all()
+
+
+def test_3d_prediction_never_moves_or_switches_the_callers_network(monkeypatch):
+    """Dask threads share one network: prediction works on a prepared copy."""
+    net = net_3d(depth=1).train()  # as a caller might hold it
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    move = torch.nn.Module.to
+
+    def refuse_for_the_callers(module, *args, **kwargs):
+        if module is net:
+            raise AssertionError("moved the caller's network")
+        return move(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", refuse_for_the_callers)
+    volume = np.random.default_rng(2).normal(size=(6, 24, 24)).astype(np.float32)
+    first = predict_tiled_3d(net, volume)
+    assert net.training and all(m.training for m in net.modules())
+    for name, value in net.state_dict().items():  # BatchNorm statistics included
+        assert torch.equal(value, before[name]), name
+    # the prediction is the eval-mode network's, whatever mode the caller's is in
+    monkeypatch.undo()
+    expected = predict_tiled_3d(net_3d(depth=1), volume)
+    np.testing.assert_allclose(first, expected, atol=1e-5, rtol=1e-5)

@@ -122,8 +122,10 @@ def predict_tiled_3d(
     device = torch.device(device)
     # a prepared copy (BatchNorm folded, on ``device``): ``net`` itself is never moved
     # or switched to eval mode, so Dask threads and the caller may share it
-    runner = net if isinstance(net, InferenceNet) else inference_network(
-        net, device, channels_last=False
+    runner = (
+        net
+        if isinstance(net, InferenceNet)
+        else inference_network(net, device, channels_last=False)
     )
     with torch.inference_mode():
         for chunk in _batches(starts, batch_size):
