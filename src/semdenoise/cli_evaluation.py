@@ -133,9 +133,16 @@ def evaluate_command(
             "are given without one)."
         ),
     ] = None,
+    baseline_steps: Annotated[
+        int, typer.Option(min=1, help="Training steps of each N2V baseline (on the noisy images).")
+    ] = 500,
     baseline_minutes: Annotated[
-        float, typer.Option(help="Training time of each N2V baseline (on the noisy images).")
-    ] = 2.0,
+        float | None,
+        typer.Option(
+            help="Also stop each N2V baseline after this time (then its result depends on "
+            "the machine's load)."
+        ),
+    ] = None,
     noise_sigma: Annotated[
         float | None,
         typer.Option(
@@ -192,7 +199,13 @@ def evaluate_command(
                 raise InputError(f"--segmenter {segmenter}: holds no segmenter")
             fixed = model_segmenter(seg_model)
     stack = noisy_images if noisy_images.ndim == 3 else noisy_images[None]
-    methods = build_baselines(names, stack, minutes=baseline_minutes, noise_sigma=noise_sigma)
+    methods = build_baselines(
+        names,
+        stack,
+        steps=baseline_steps,
+        max_minutes=baseline_minutes,
+        noise_sigma=noise_sigma,
+    )
     methods += given
     try:
         evaluation = evaluate(

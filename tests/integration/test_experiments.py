@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from semdenoise.evaluation.ruler import RulerSettings
 from semdenoise.experiments.masking import MaskingSettings, run_masking
 from semdenoise.experiments.plaques import PlaquesSettings, run_plaques
 
@@ -12,8 +13,10 @@ TINY_PLAQUES = PlaquesSettings(
     n_somata=3,
     n_train=3,
     n_test=2,
-    minutes=0.02,
-    segmenter_minutes=0.01,
+    steps=3,
+    style_steps=2,
+    ruler=RulerSettings(max_steps=4, val_every=2, crop_size=32, batch_size=2),
+    n_ruler_val=1,
     baselines=("gaussian", "bm3d"),
 )
 
@@ -30,11 +33,25 @@ def test_reproduce_plaques_writes_the_demo_report(tmp_path):
     assert (tmp_path / "comparison.png").stat().st_size > 1000
     assert (tmp_path / "bars.png").stat().st_size > 1000
     # the noisy images are not the clean ones: PSNR is finite and below the classic
-    # filters' (the learned rows train for about a second, so their PSNR depends on how
-    # busy the machine is and is not judged here)
+    # filters' (the learned rows train for 3 steps and are not judged here)
     psnrs = {r["method"]: r["PSNR"] for r in data["summary"] if "PSNR" in r}
     assert np.isfinite(psnrs["noisy"])
     assert psnrs["noisy"] < min(psnrs["gaussian"], psnrs["bm3d"])
+    # every score has its interval; the report says what differs and what cannot be told
+    for row in data["summary"]:
+        for key in ("PSNR", "SSIM", "IoU", "F1"):
+            if key in row:
+                low, high = row[f"{key} CI"]
+                assert low <= row[key] <= high, (row["method"], key)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Which differences are real" in text and "95 % bootstrap" in text
+    # a 4-step ruler cannot rank: the report says so instead of ranking
+    assert data["downstream_ranked"] is False and "No downstream ranking" in text
+    assert [r["step"] for r in data["ruler"]["scores"]] == [2, 4]
+    # what the machine's load changes lives apart from the scores
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert set(timing["seconds per megapixel"]) == {"gaussian", "bm3d", "n2v", "joint"}
+    assert "s/MP" not in json.dumps(data) and "seconds" not in json.dumps(data)
 
 
 def test_reproduce_masking_writes_both_ablations(tmp_path):

@@ -59,7 +59,7 @@ def model_method(name: str, model: TrainedModel, *, noise_sigma: float | str | N
 
     method = Method(name, run, model=model)
     method.details["training"] = {
-        k: model.training.get(k) for k in ("mode", "steps", "seconds") if k in model.training
+        k: model.training.get(k) for k in ("mode", "steps") if k in model.training
     }
     return method
 
@@ -77,12 +77,14 @@ def n2v_method(
     noisy_images: np.ndarray,
     *,
     masking: str,
-    minutes: float,
+    steps: int,
     seed: int = 0,
+    max_minutes: float | None = None,
     noise_sigma: float | str | None = None,
 ) -> Method:
-    """Train N2V (CPU preset) on the noisy images for ``minutes``: a self-supervised
-    baseline that, like the classic filters, sees no clean image."""
+    """Train N2V (CPU preset) on the noisy images for ``steps`` (or fewer when
+    ``max_minutes`` runs out first, which makes the result depend on the machine's load):
+    a self-supervised baseline that, like the classic filters, sees no clean image."""
     from semdenoise.presets import cpu_training, cpu_unet
     from semdenoise.training import train_n2v
 
@@ -91,7 +93,7 @@ def n2v_method(
         noisy_images,
         unet=cpu_unet(),
         masking=MaskingConfig(mode=masking),
-        train=cpu_training(minutes, seed),
+        train=cpu_training(steps, seed, max_minutes=max_minutes),
     )
     logger.info(
         "%s: %d steps in %.0f s", name, model.training["steps"], time.perf_counter() - started
@@ -132,9 +134,10 @@ def build_baselines(
     names: Sequence[str],
     noisy_images: np.ndarray,
     *,
-    minutes: float = 2.0,
+    steps: int = 500,
     seed: int = 0,
     noise_sigma: float | None = None,
+    max_minutes: float | None = None,
 ) -> list[Method]:
     """The named baselines (``"all"`` for every one); learned ones train on ``noisy_images``.
 
@@ -151,8 +154,9 @@ def build_baselines(
                     name,
                     noisy_images,
                     masking=masking,
-                    minutes=minutes,
+                    steps=steps,
                     seed=seed,
+                    max_minutes=max_minutes,
                     noise_sigma=noise_sigma,
                 )
             )

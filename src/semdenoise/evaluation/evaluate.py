@@ -8,7 +8,9 @@ the same read-outs of its own segmenter. Rows for the noisy input and, for the
 segmentation read-outs, the clean image (the segmenter's ceiling) come first.
 Summary rows average PSNR/SSIM/IoU/Dice over images; detection counts are pooled
 over images before precision, recall and F1 are computed (micro average), so images
-with few objects do not swing the score.
+with few objects do not swing the score. Each summary score carries a 95 % bootstrap
+interval over the test images (:mod:`semdenoise.evaluation.intervals`). Timings are
+kept apart from the scores: they depend on the machine's load, the scores must not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from semdenoise.baselines.methods import Method
+from semdenoise.evaluation.intervals import add_intervals
 from semdenoise.evaluation.segmenters import Segmenter
 from semdenoise.metrics import detection_scores, dice, foreground_iou, psnr, ssim
 
@@ -42,6 +45,7 @@ class Evaluation:
     data_range: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     labels: np.ndarray | None = None  # the target masks, for figures
+    seconds_per_megapixel: dict[str, float] = field(default_factory=dict)  # load-dependent
 
     def row(self, method: str) -> dict[str, Any]:
         return next(r for r in self.summary if r["method"] == method)
@@ -165,11 +169,13 @@ def evaluate(
             entry.update(_pooled(rows))
         if name in own:
             entry.update(_pooled(rows, "own "))
-        if name in seconds:
-            entry["s/MP"] = seconds[name] / megapixels
         summary.append(entry)
+    add_intervals(summary, per_image)
     details = {m.name: m.details for m in methods if m.details}
-    return Evaluation(summary, per_image, outputs, segmentations, own, data_range, details, labels)
+    timing = {name: s / megapixels for name, s in seconds.items()}
+    return Evaluation(
+        summary, per_image, outputs, segmentations, own, data_range, details, labels, timing
+    )
 
 
 def _at(stack: np.ndarray | None, index: int) -> np.ndarray | None:

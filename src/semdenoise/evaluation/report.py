@@ -1,12 +1,23 @@
 """An evaluation as report.md (Tab. 2–3-like summary, per-image rows), report.json and
-figures (Fig. 5/9-like comparison panel, Fig. 8-like bar charts)."""
+figures (Fig. 5/9-like comparison panel, Fig. 8-like bar charts).
+
+Every score is printed with its 95 % interval, and the report says which differences
+from the best method are larger than their (paired) intervals. A downstream ranking
+is printed only when the fixed segmenter reads clean images well enough to rank
+(clean F1, or IoU without objects, of at least ``MIN_CLEAN_F1``). ``report.json``
+holds only what the same seed reproduces exactly; timings, which follow the machine's
+load, go to ``timing.json``.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from semdenoise.evaluation.evaluate import CLEAN, Evaluation
+from semdenoise.evaluation.evaluate import CLEAN, NOISY, Evaluation
+from semdenoise.evaluation.intervals import separable_from_best, with_interval
+from semdenoise.evaluation.ruler import MIN_CLEAN_F1
 from semdenoise.report import markdown_table, save_bars, save_comparison, write_report
 
 SUMMARY_COLUMNS = (
@@ -22,7 +33,6 @@ SUMMARY_COLUMNS = (
     "objects",
     "own IoU",
     "own F1",
-    "s/MP",
 )
 PER_IMAGE_COLUMNS = ("method", "image", "PSNR", "SSIM", "IoU", "F1", "own IoU", "own F1")
 BAR_METRICS = ("PSNR", "SSIM", "IoU", "F1")
@@ -42,6 +52,7 @@ def write_evaluation(
     data: dict[str, Any] | None = None,
     figure_image: int = 0,
     highlight: str | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> Path:
     """Write the report into ``out``; returns the path of report.md."""
     out = Path(out)
@@ -75,15 +86,26 @@ def write_evaluation(
     bar_rows = [r for r in summary if r["method"] != CLEAN]
     save_bars(out / "bars.png", bar_rows, BAR_METRICS, highlight=highlight)
     figures.append("![PSNR, SSIM, IoU and F1 per method](bars.png)")
+    ranking, can_rank = ranking_section(evaluation)
     body = {
         "Summary": (intro + "\n\n" if intro else "")
-        + markdown_table(summary, _columns(summary, SUMMARY_COLUMNS)),
+        + markdown_table([displayed(row) for row in summary], _columns(summary, SUMMARY_COLUMNS))
+        + "\n\nIn brackets: 95 % bootstrap interval over the test images.",
+        "Which differences are real": ranking,
         **(sections or {}),
         "Figures": "\n\n".join(figures),
         "Per image": markdown_table(
             evaluation.per_image, _columns(evaluation.per_image, PER_IMAGE_COLUMNS)
         ),
     }
+    timing = {"seconds per megapixel": evaluation.seconds_per_megapixel, **(timing or {})}
+    body["Timing (depends on the machine and its load)"] = (
+        markdown_table(
+            [{"method": m, "s/MP": s} for m, s in evaluation.seconds_per_megapixel.items()]
+        )
+        if evaluation.seconds_per_megapixel
+        else "No method was timed."
+    )
     write_report(
         out,
         title=title,
@@ -93,7 +115,63 @@ def write_evaluation(
             "per_image": evaluation.per_image,
             "data_range": evaluation.data_range,
             "method_details": evaluation.details,
+            "downstream_ranked": can_rank,
             **(data or {}),
         },
     )
+    (out / "timing.json").write_text(json.dumps(timing, indent=2, default=float))
     return out / "report.md"
+
+
+def displayed(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row for the table: each score with its interval in brackets."""
+    return {
+        key: with_interval(value, row.get(f"{key} CI")) if f"{key} CI" in row else value
+        for key, value in row.items()
+        if not key.endswith(" CI")
+    }
+
+
+def ruler_can_rank(evaluation: Evaluation) -> tuple[bool, str]:
+    """Whether the fixed segmenter reads the clean images well enough to rank methods."""
+    clean = next((r for r in evaluation.summary if r["method"] == CLEAN), None)
+    if clean is None or "IoU" not in clean:
+        return True, ""
+    score = "F1" if "F1" in clean else "IoU"
+    value = clean[score]
+    if value >= MIN_CLEAN_F1:
+        return True, f"The fixed segmenter scores {score} {value:.3f} on the clean images."
+    return False, (
+        f"**No downstream ranking**: the fixed segmenter scores only {score} {value:.3f} on "
+        f"the clean images (below {MIN_CLEAN_F1}), too weak a ruler to tell methods apart; "
+        "its IoU/F1 columns are printed for the record, not as a ranking."
+    )
+
+
+def ranking_section(evaluation: Evaluation) -> tuple[str, bool]:
+    """For each score, the best method and which others are worse by more than their
+    paired interval; downstream scores only when the ruler can rank."""
+    can_rank, ruler_note = ruler_can_rank(evaluation)
+    scores = ["PSNR", "SSIM"] + (["IoU", "F1", "own IoU", "own F1"] if can_rank else [])
+    rows = separable_from_best(
+        evaluation.summary, evaluation.per_image, scores=scores, exclude=(CLEAN,)
+    )
+    lines = [ruler_note] if ruler_note else []
+    for score in scores:
+        of_score = [r for r in rows if r["score"] == score]
+        if not of_score:
+            continue
+        best = of_score[0]["best"]
+        real = [r["method"] for r in of_score if r["real"]]
+        tied = [r["method"] for r in of_score if not r["real"]]
+        text = f"- **{score}**: best {best}"
+        if tied:
+            text += f"; not separable from it: {', '.join(tied)}"
+        if real:
+            text += f"; worse by more than the interval: {', '.join(real)}"
+        lines.append(text + ".")
+    lines.append(
+        "Paired bootstrap over the test images (the same resampled images for both methods); "
+        f"the raw input is row '{NOISY}'."
+    )
+    return "\n".join(lines), can_rank

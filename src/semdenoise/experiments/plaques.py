@@ -4,13 +4,15 @@
    labelled task: synthetic somata.
 2. On the noisier plaque images, whose labels are never used for training, N2V alone
    and the unsupervised joint mode (Eq. 4: the frozen style segmenter pulls the
-   denoised image towards "dark background, bright targets") get the same wall-clock
-   budget.
+   denoised image towards "dark background, bright targets") train for the same
+   number of steps (never minutes: a result must not depend on the machine's load).
 3. They are evaluated on unseen plaque images against the raw input and the classic
    baselines (Gaussian, NLM, TV self-calibrated; BM3D at the estimated noise level):
    PSNR/SSIM against the clean images, and what a fixed plaque segmenter — trained
-   separately on the clean training plaques, an evaluation tool only — makes of each
-   output: foreground IoU, and object detection (precision, recall, F1) as in Tab. 2–3.
+   separately on the clean training plaques until its score on held-out clean plaques
+   stops improving (:mod:`semdenoise.evaluation.ruler`), an evaluation tool only —
+   makes of each output: foreground IoU, and object detection (precision, recall, F1)
+   as in Tab. 2–3.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from semdenoise.baselines import build_baselines, model_method, resolve_baselines
 from semdenoise.config import JointConfig
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
+from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
 from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table
 from semdenoise.synth import make_set
@@ -40,14 +43,25 @@ class PlaquesSettings:
     n_somata: int = 32
     n_train: int = 32
     n_test: int = 16
-    minutes: float = 5.0  # N2V and the joint model each
-    segmenter_minutes: float = 2.5  # the style and the evaluation segmenter each
+    steps: int = 1500  # N2V and the joint model each
+    style_steps: int = 170  # the style segmenter
+    ruler: RulerSettings = RulerSettings(max_steps=1000, crop_size=128, batch_size=8)
+    n_ruler_val: int = 8  # held-out clean plaques the ruler is early-stopped on
     baselines: tuple[str, ...] = ("gaussian", "nlm", "tv", "bm3d")
     seed: int = 0
 
     @classmethod
     def quick(cls, seed: int = 0) -> PlaquesSettings:
-        return cls(n_somata=12, n_train=12, n_test=4, minutes=1.5, segmenter_minutes=0.6, seed=seed)
+        return cls(
+            n_somata=12,
+            n_train=12,
+            n_test=4,
+            steps=350,
+            style_steps=40,
+            ruler=RulerSettings(max_steps=300, crop_size=96, batch_size=8, seed=seed),
+            n_ruler_val=4,
+            seed=seed,
+        )
 
 
 def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dict[str, Any]:
@@ -62,13 +76,27 @@ def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dic
     test = make_set(
         "plaques", settings.n_test, size=settings.size, seed=seed, first=settings.n_train
     )
-    seg_budget = cpu_training(settings.segmenter_minutes, seed)
+    ruler_val = make_set(
+        "plaques",
+        settings.n_ruler_val,
+        size=settings.size,
+        seed=seed,
+        first=settings.n_train + settings.n_test,
+    )
+    style_budget = cpu_training(settings.style_steps, seed)
     logger.info("style segmenter: MSE on %d labelled noisy somata images", len(somata))
-    style = train_seg(somata.noisy, somata.masks, unet=cpu_unet(), loss="mse", train=seg_budget)
+    style = train_seg(somata.noisy, somata.masks, unet=cpu_unet(), loss="mse", train=style_budget)
     logger.info("evaluation segmenter: BCE on the %d clean training plaques", len(train))
-    fixed = train_seg(train.clean, train.masks, unet=cpu_unet(), train=seg_budget)
-    budget = cpu_training(settings.minutes, seed)
-    logger.info("N2V on the %d noisy training plaques, %.1f min", len(train), settings.minutes)
+    fixed, ruler = train_ruler(
+        train.clean,
+        train.masks,
+        val_clean=ruler_val.clean,
+        val_masks=ruler_val.masks,
+        val_instances=ruler_val.instances,
+        settings=settings.ruler,
+    )
+    budget = cpu_training(settings.steps, seed)
+    logger.info("N2V on the %d noisy training plaques, %d steps", len(train), settings.steps)
     n2v = train_n2v(train.noisy, unet=cpu_unet(), train=budget)
     logger.info("unsupervised joint (Eq. 4) with the frozen style segmenter")
     joint = train_joint(
@@ -88,7 +116,7 @@ def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dic
         segmenter=model_segmenter(fixed),
     )
     runs = [
-        {"model": name, "steps": m.training["steps"], "seconds": m.training["seconds"]}
+        {"model": name, "steps": m.training["steps"]}
         for name, m in (
             ("style segmenter", style),
             ("evaluation segmenter", fixed),
@@ -102,9 +130,11 @@ def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dic
         f"Poisson–Gaussian noise: {test.noise.photons_per_unit} photons per unit, read "
         f"noise {test.noise.read_sigma}); PSNR/SSIM with data range "
         f"{evaluation.data_range:.1f} (the clean images' range). IoU/F1: a fixed plaque "
-        "segmenter trained on the clean training plaques, applied to every output; objects "
+        "segmenter trained on the clean training plaques until its score on "
+        f"{settings.n_ruler_val} held-out clean plaques stopped improving "
+        f"({ruler_note(ruler)}), applied to every output; objects "
         "matched one to one at IoU >= 0.5, counts pooled over images. N2V and joint: "
-        f"{settings.minutes:g} min each on {len(train)} noisy training images, CPU preset."
+        f"{settings.steps} steps each on {len(train)} noisy training images, CPU preset."
     )
     write_evaluation(
         evaluation,
@@ -112,7 +142,14 @@ def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dic
         title="Synthetic plaques: unsupervised joint denoising (paper §3.5)",
         intro=intro,
         sections={"Training runs": markdown_table(runs)},
-        data={"settings": asdict(settings), "runs": runs, "wall_seconds": round(wall, 1)},
+        data={"settings": asdict(settings), "runs": runs, "ruler": ruler.to_dict()},
         highlight="joint",
+        timing={
+            "wall_seconds": round(wall, 1),
+            "training_seconds": {
+                name: m.training["seconds"]
+                for name, m in (("style", style), ("ruler", fixed), ("n2v", n2v), ("joint", joint))
+            },
+        },
     )
     return {"summary": evaluation.summary, "runs": runs, "wall_seconds": wall}

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,11 +248,13 @@ def run_training(
     out: str | os.PathLike | None,
     resume: bool,
     progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
 ) -> dict[str, Any]:
     """Fit ``module``; returns a summary (steps, seconds, last losses) for the model file.
 
     Checkpoints go beside ``out`` (none without it); the module's validation images,
-    if any, are validated every ``val_every`` steps.
+    if any, are validated every ``val_every`` steps. ``callbacks`` join the runner's own
+    (for example early stopping on a score the caller computes).
     """
     config = module.train_config
     checkpoint_dir = checkpoint_dir_for(out) if out is not None else None
@@ -262,7 +265,7 @@ def run_training(
             raise InputError(f"--resume: no checkpoint found in {checkpoint_dir}")
         resume_from = checkpoint_dir / LAST_CHECKPOINT
         check_checkpoint(resume_from, module)
-    callbacks: list[L.Callback] = []
+    callbacks = list(callbacks)
     logger_ = False
     if checkpoint_dir is not None:
         callbacks.append(PeriodicCheckpoint(checkpoint_dir, config.checkpoint_every))

@@ -8,9 +8,11 @@ unsupervised end-to-end mode (paper §2.3, §3.2).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 
 from semdenoise.config import SegLoss, TrainConfig, UNetConfig
@@ -83,6 +85,7 @@ def train_seg(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainedModel:
     """Train a segmenter on images and their labels (masks or label images, any non-zero
     is foreground; they must match the images one to one).
@@ -100,7 +103,7 @@ def train_seg(
         images, labels, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
     )
     module = SegModule(seeded_unet(unet, train.seed), loss, train, data.train_bank, data.val_bank)
-    summary = run_training(module, out=out, resume=resume, progress=progress)
+    summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
     model = TrainedModel(
         kind="seg",
         networks={"segmenter": module.segmenter.cpu().eval()},
