@@ -76,12 +76,24 @@ def write_evaluation(
         captions[key] = f"IoU {own['own IoU']:.3f}  F1 {own['own F1']:.2f}"
     if evaluation.labels is not None:
         truth = evaluation.labels[figure_image]
+    noisy = evaluation.outputs[NOISY][figure_image]
+    residuals = {
+        name: noisy - stack[figure_image]
+        for name, stack in evaluation.outputs.items()
+        if name not in (CLEAN, NOISY)
+    }
     save_comparison(
-        out / "comparison.png", image, masks=masks or None, captions=captions, truth=truth
+        out / "comparison.png",
+        image,
+        masks=masks or None,
+        captions=captions,
+        truth=truth,
+        residuals=residuals,
     )
     figures.append(
         "![each method's output; below, the fixed segmenter's mask (white: correct, red: "
-        "false, cyan: missed)](comparison.png)"
+        "false, cyan: missed); last row, the residual input − output (red positive, blue "
+        "negative): structure in it is signal the method removed](comparison.png)"
     )
     bar_rows = [r for r in summary if r["method"] != CLEAN]
     save_bars(out / "bars.png", bar_rows, BAR_METRICS, highlight=highlight)

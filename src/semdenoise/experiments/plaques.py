@@ -55,10 +55,10 @@ class PlaquesSettings:
         return cls(
             n_somata=12,
             n_train=12,
-            n_test=4,
+            n_test=8,
             steps=350,
             style_steps=40,
-            ruler=RulerSettings(max_steps=300, crop_size=96, batch_size=8, seed=seed),
+            ruler=RulerSettings(max_steps=500, crop_size=96, batch_size=8, seed=seed),
             n_ruler_val=4,
             seed=seed,
         )

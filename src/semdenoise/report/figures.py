@@ -55,17 +55,25 @@ def save_comparison(
     masks: dict[str, np.ndarray] | None = None,
     captions: dict[str, str] | None = None,
     truth: np.ndarray | None = None,
+    residuals: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Like the paper's Fig. 5/9: one column per method (same intensity range), and
     under each the segmentation of its output with ``captions`` (e.g. its IoU); true
-    positives white, false positives red, missed target cyan when ``truth`` is given."""
+    positives white, false positives red, missed target cyan when ``truth`` is given.
+    ``residuals`` (input minus output) add a last row on one symmetric colour scale:
+    a good denoiser's residual looks like noise; edges or blobs in it are signal it
+    removed."""
     plt = _pyplot()
     names = list(images)
-    rows = 2 if masks else 1
+    rows = 1 + bool(masks) + bool(residuals)
     low, high = np.percentile(np.concatenate([np.ravel(images[n]) for n in names]), [0.5, 99.5])
     figure, axes = plt.subplots(
         rows, len(names), figsize=(2.4 * len(names), 2.6 * rows), squeeze=False
     )
+    if residuals:
+        spread = float(
+            np.percentile(np.abs(np.concatenate([np.ravel(r) for r in residuals.values()])), 99)
+        )
     for column, name in enumerate(names):
         axes[0, column].imshow(images[name], cmap="gray", vmin=low, vmax=high)
         axes[0, column].set_title(name, fontsize=9)
@@ -74,6 +82,9 @@ def save_comparison(
             if mask is not None:
                 axes[1, column].imshow(_overlay(mask, truth))
                 axes[1, column].set_title((captions or {}).get(name, ""), fontsize=8)
+        if residuals and name in residuals:
+            axes[-1, column].imshow(residuals[name], cmap="RdBu_r", vmin=-spread, vmax=spread)
+            axes[-1, column].set_title("input − output", fontsize=8)
     for axis in axes.ravel():
         axis.set_axis_off()
     figure.tight_layout()
