@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from semdenoise.cli_check import check_command
 from semdenoise.cli_evaluation import evaluate_command, reproduce_app, synth_command
 from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig, parse
 from semdenoise.errors import InputError, SemdenoiseError, TrainingInterrupted
@@ -27,6 +28,7 @@ train_app = typer.Typer(no_args_is_help=True, help="Train a model.")
 app.add_typer(train_app, name="train")
 app.command("synth")(synth_command)
 app.command("evaluate")(evaluate_command)
+app.command("check")(check_command)
 app.add_typer(reproduce_app, name="reproduce")
 
 
