@@ -48,6 +48,12 @@ def test_reproduce_plaques_writes_the_demo_report(tmp_path):
     # a 4-step ruler cannot rank: the report says so instead of ranking
     assert data["downstream_ranked"] is False and "No downstream ranking" in text
     assert [r["step"] for r in data["ruler"]["scores"]] == [2, 4]
+    # the checks a user without clean images has, for every method and the input as is
+    assert "## Without clean images" in text and "Blind-spot loss against **PSNR**" in text
+    checked = [r["method"] for r in data["no_reference"]]
+    assert checked == ["noisy", "gaussian", "bm3d", "n2v", "joint"]
+    assert all(np.isfinite(r["blind-spot loss"]) for r in data["no_reference"])
+    assert [r["score"] for r in data["no_reference_agreement"]] == ["PSNR", "SSIM"]
     # what the machine's load changes lives apart from the scores
     timing = json.loads((tmp_path / "timing.json").read_text())
     assert set(timing["seconds per megapixel"]) == {"gaussian", "bm3d", "n2v", "joint"}

@@ -25,6 +25,7 @@ import numpy as np
 
 from semdenoise.baselines.methods import Method
 from semdenoise.evaluation.intervals import add_intervals
+from semdenoise.evaluation.no_reference import no_reference_checks, unchanged
 from semdenoise.evaluation.segmenters import Segmenter
 from semdenoise.metrics import detection_scores, dice, foreground_iou, psnr, ssim
 
@@ -46,6 +47,7 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
     labels: np.ndarray | None = None  # the target masks, for figures
     seconds_per_megapixel: dict[str, float] = field(default_factory=dict)  # load-dependent
+    no_reference: list[dict[str, Any]] = field(default_factory=list)  # mean row per method
 
     def row(self, method: str) -> dict[str, Any]:
         return next(r for r in self.summary if r["method"] == method)
@@ -103,6 +105,7 @@ def evaluate(
     instances: np.ndarray | None = None,
     segmenter: Segmenter | None = None,
     data_range: float | None = None,
+    blind_spot_repeats: int = 1,
 ) -> Evaluation:
     """Run every method on every noisy image and score it.
 
@@ -110,7 +113,9 @@ def evaluate(
     labels; default: the labels' connected components) are 2-D images or stacks of the
     same shape. ``data_range`` for PSNR/SSIM defaults to the clean images' range
     (max - min), stated in the result, never a guess from the dtype. Without
-    ``segmenter`` or ``labels`` only PSNR/SSIM are computed.
+    ``segmenter`` or ``labels`` only PSNR/SSIM are computed. The checks that need no
+    clean image (:mod:`semdenoise.evaluation.no_reference`) are computed for every
+    method and for the input as is (``blind_spot_repeats`` maskings per image).
     """
     noisy = _stack(noisy).astype(np.float32)
     clean, labels, instances = (_stack(a) for a in (clean, labels, instances))
@@ -130,6 +135,7 @@ def evaluate(
         started = time.perf_counter()
         outputs[method.name] = np.stack([method(image) for image in noisy])
         seconds[method.name] = time.perf_counter() - started
+    checks = _no_reference(noisy, methods, outputs, blind_spot_repeats)
     segmentations: dict[str, np.ndarray] = {}
     own: dict[str, np.ndarray] = {}
     if scored:
@@ -174,8 +180,31 @@ def evaluate(
     details = {m.name: m.details for m in methods if m.details}
     timing = {name: s / megapixels for name, s in seconds.items()}
     return Evaluation(
-        summary, per_image, outputs, segmentations, own, data_range, details, labels, timing
+        summary, per_image, outputs, segmentations, own, data_range, details, labels, timing, checks
     )
+
+
+def _no_reference(
+    noisy: np.ndarray, methods: Sequence[Method], outputs: dict[str, np.ndarray], repeats: int
+) -> list[dict[str, Any]]:
+    """The mean no-reference row of the input as is and of every method, in that order.
+
+    Methods run again on masked copies for the blind-spot loss, through their bare
+    function so their recorded details stay one entry per test image."""
+    logger.info("checks without clean images (blind-spot loss: %d masking(s))", repeats)
+    rows = []
+    for name, function, denoised in [(NOISY, unchanged, noisy)] + [
+        (m.name, _bare(m), outputs[m.name]) for m in methods
+    ]:
+        summary = no_reference_checks(
+            noisy, function, name=name, denoised=denoised, repeats=repeats
+        )[-1]
+        rows.append({k: v for k, v in summary.items() if k != "image"})
+    return rows
+
+
+def _bare(method: Method):
+    return lambda image: method.function(image)[0]
 
 
 def _at(stack: np.ndarray | None, index: int) -> np.ndarray | None:

@@ -15,8 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scipy.stats import spearmanr
+
 from semdenoise.evaluation.evaluate import CLEAN, NOISY, Evaluation
 from semdenoise.evaluation.intervals import separable_from_best, with_interval
+from semdenoise.evaluation.no_reference import BLIND_SPOT
 from semdenoise.evaluation.ruler import MIN_CLEAN_F1
 from semdenoise.report import markdown_table, save_bars, save_comparison, write_report
 
@@ -104,6 +107,7 @@ def write_evaluation(
         + markdown_table([displayed(row) for row in summary], _columns(summary, SUMMARY_COLUMNS))
         + "\n\nIn brackets: 95 % bootstrap interval over the test images.",
         "Which differences are real": ranking,
+        "Without clean images": no_reference_section(evaluation, can_rank),
         **(sections or {}),
         "Figures": "\n\n".join(figures),
         "Per image": markdown_table(
@@ -128,11 +132,76 @@ def write_evaluation(
             "data_range": evaluation.data_range,
             "method_details": evaluation.details,
             "downstream_ranked": can_rank,
+            "no_reference": evaluation.no_reference,
+            "no_reference_agreement": agreement(evaluation, can_rank),
             **(data or {}),
         },
     )
     (out / "timing.json").write_text(json.dumps(timing, indent=2, default=float))
     return out / "report.md"
+
+
+NO_REFERENCE_SHOWN = (
+    "method",
+    BLIND_SPOT,
+    "residual mean",
+    "residual mean / input std",
+    "residual autocorr",
+    "residual-output corr",
+)
+
+
+def agreement(evaluation: Evaluation, can_rank: bool) -> list[dict[str, Any]]:
+    """Does the blind-spot loss (no clean image) order the methods as a clean-image score
+    does? Per score: Spearman's rho over the methods, and the pairs it orders the other way."""
+    loss = {r["method"]: r[BLIND_SPOT] for r in evaluation.no_reference}
+    result = []
+    for score in ["PSNR", "SSIM"] + (["IoU", "F1"] if can_rank else []):
+        truth = {
+            r["method"]: r[score]
+            for r in evaluation.summary
+            if r["method"] in loss and isinstance(r.get(score), float)
+        }
+        names = sorted(truth)
+        if len(names) < 3:
+            continue
+        rho = spearmanr([truth[n] for n in names], [-loss[n] for n in names]).statistic
+        flipped = [
+            f"{a} vs {b}"
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+            if (truth[a] - truth[b]) * (loss[b] - loss[a]) < 0
+        ]
+        result.append({"score": score, "spearman": float(rho), "ordered the other way": flipped})
+    return result
+
+
+def no_reference_section(evaluation: Evaluation, can_rank: bool) -> str:
+    """The checks a user without clean images can run, and whether they rank as the
+    clean-image scores do on this data."""
+    if not evaluation.no_reference:
+        return "Not computed."
+    lines = [
+        "What `semdenoise check` reports on a user's own data, here beside the clean-image "
+        "scores. Blind-spot loss: squared error on pixels each method was not shown (one "
+        "pixel per grid cell, replaced by a neighbour; lower is better, the input as is is "
+        "the bar). Residual (input − output): for pixel-independent noise its mean, lag-1 "
+        "autocorrelation and correlation with the output are near 0; positive values mean "
+        "structure was removed with the noise.",
+        "",
+        markdown_table(
+            evaluation.no_reference, _columns(evaluation.no_reference, NO_REFERENCE_SHOWN)
+        ),
+        "",
+    ]
+    for row in agreement(evaluation, can_rank):
+        flipped = row["ordered the other way"]
+        lines.append(
+            f"- Blind-spot loss against **{row['score']}**: Spearman rho "
+            f"{row['spearman']:.2f}; "
+            + (f"ordered the other way: {', '.join(flipped)}." if flipped else "same order.")
+        )
+    return "\n".join(lines)
 
 
 def displayed(row: dict[str, Any]) -> dict[str, Any]:
