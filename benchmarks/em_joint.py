@@ -4,8 +4,10 @@ On ``../shared/data/lucchi_em`` with Gaussian noise at sigma 15, 25 and 50 (0–
 scale, fixed seed, not clipped). Everything runs through the command line a user would
 type (``semdenoise train n2v|seg|joint``, ``denoise``, ``segment``) on TIFF stacks
 written for this run. N2V alone and the supervised joint mode (Eq. 3) are trained on
-the noisy training slices (the joint one with their mitochondria masks) for the same
-wall-clock budget and evaluated on the noisy test slices:
+the noisy training slices (the joint one with their mitochondria masks) for fixed
+numbers of optimiser steps (``--steps`` N2V, ``--joint-steps`` joint: the defaults took
+about the same 3 minutes each on 2 CPU cores with ``--crop-size 256``; same seed and
+steps, same model, whatever the machine's load) and evaluated on the noisy test slices:
 
 * PSNR/SSIM of noisy, N2V and joint against the clean test slices;
 * foreground IoU of one *fixed* segmenter, trained separately on the clean training
@@ -20,8 +22,8 @@ segmenter's IoU. EM is not the paper's use case for this mode (its style prior i
 "bright target on black"), so this shows that it runs and what it costs here; the
 synthetic plaques (``plaques_style_readings.py``) measure it properly.
 
-    python benchmarks/em_joint.py --crop-size 256 --minutes 3 --seg-minutes 3 --seeds 0 1 \
-        --out benchmarks/results/em_joint_crops.json
+    python benchmarks/em_joint.py --crop-size 256 --steps 650 --joint-steps 370 \
+        --seg-steps 154 --seeds 0 1 --out benchmarks/results/em_joint_crops.json
     python benchmarks/em_joint.py --parts unsupervised --out benchmarks/results/em_unsup.json
     python benchmarks/em_joint.py --quick
 """
@@ -61,11 +63,20 @@ def network_flags(depth: int, base_channels: int, learning_rate: float) -> list:
             learning_rate, "--val-fraction", 0, "--no-progress"]  # fmt: skip
 
 
-def train_segmenter(data: Path, out: Path, minutes: float, network: list, *flags: object) -> int:
+def budget(steps: int, minutes: float | None = None) -> list:
+    """``train`` flags for ``steps`` optimiser steps, and a wall-clock cap only if given
+    (whichever comes first: a cap that stops a run makes it depend on the machine's load)."""
+    return ["--steps", steps, *([] if minutes is None else ["--max-minutes", minutes])]
+
+
+def train_segmenter(
+    data: Path, out: Path, steps: int, minutes: float | None, network: list, *flags: object
+) -> int:
     """A segmenter on the clean training slices (the fixed ruler, or with ``--loss mse`` a
-    style segmenter), on 256² crops in batches of 4; returns its steps."""
+    style segmenter), on 256² crops in batches of 4, for ``steps`` steps (``minutes``: an
+    optional wall-clock cap); returns the steps it made."""
     return train("seg", data / "train_images.tif", "--labels", data / "train_masks.tif",
-                 *flags, "--out", out, "--max-minutes", minutes, "--crop-size", 256,
+                 *flags, "--out", out, *budget(steps, minutes), "--crop-size", 256,
                  "--batch-size", 4, *network)  # fmt: skip
 
 
@@ -77,7 +88,8 @@ def segmented_iou(segmenter: Path, images: Path, truth: np.ndarray, folder: Path
 
 
 # Each variant: extra ``train joint`` flags, and the share of the budget first spent
-# training an N2V model that the joint run then starts from (--init).
+# training an N2V model that the joint run then starts from (--init): that share of
+# --steps as N2V steps, then the rest of --joint-steps as joint steps.
 JOINT_VARIANTS = {
     "paper": {"flags": [], "init_fraction": 0.0},
     "warm-up": {"flags": ["--pretrain-denoiser", "--pretrain-fraction", 0.3], "init_fraction": 0.0},
@@ -128,8 +140,41 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_joint.json"))
     parser.add_argument("--data", type=Path, default=DATA, help="the lucchi_em folder")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0, 50.0])
-    parser.add_argument("--minutes", type=float, default=5.0, help="per model and sigma")
-    parser.add_argument("--seg-minutes", type=float, default=5.0, help="fixed segmenter")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=650,
+        help="optimiser steps of each N2V model (default: what 3 minutes gave on 2 CPU "
+        "cores with --crop-size 256; whole slices take 5-9x longer a step)",
+    )
+    parser.add_argument(
+        "--joint-steps",
+        type=int,
+        default=370,
+        help="optimiser steps of each joint model (default: what 3 minutes gave with "
+        "--crop-size 256, about the CPU time of --steps of N2V)",
+    )
+    parser.add_argument(
+        "--seg-steps",
+        type=int,
+        default=154,
+        help="optimiser steps of the fixed (and style) segmenter (default: what 3 minutes "
+        "gave on 2 CPU cores)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="optional wall-clock cap per model and sigma, on top of the steps (whichever "
+        "comes first); a cap that stops a run makes results depend on the machine's load",
+    )
+    parser.add_argument(
+        "--seg-minutes",
+        type=float,
+        default=None,
+        help="optional wall-clock cap of the segmenters, on top of --seg-steps; a cap that "
+        "stops a run makes results depend on the machine's load",
+    )
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--base-channels", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -144,7 +189,7 @@ def main() -> None:
         default=["paper"],
         help="paper: weak segmenter pre-trained for 10%%, denoiser from scratch; warm-up: "
         "the denoiser trains with N2V alone while the segmenter pre-trains (30%%); init: "
-        "N2V for half the budget, then joint from it for the other half",
+        "N2V for half of --steps, then joint from it for the other half of --joint-steps",
     )
     parser.add_argument(
         "--segment-weight", type=float, default=None, help="w2 of every supervised variant"
@@ -177,10 +222,10 @@ def main() -> None:
         help="move the run's folder (models, noisy stacks, outputs, masks) here instead of "
         "deleting it; em_rescore.py re-scores it with another fixed segmenter",
     )
-    parser.add_argument("--quick", action="store_true", help="0.2-minute budgets, one sigma")
+    parser.add_argument("--quick", action="store_true", help="a few steps per model, one sigma")
     args = parser.parse_args()
     if args.quick:
-        args.minutes, args.seg_minutes, args.sigmas = 0.2, 0.2, [25.0]
+        args.steps, args.joint_steps, args.seg_steps, args.sigmas = 10, 6, 10, [25.0]
     network = network_flags(args.depth, args.base_channels, args.learning_rate)
     crops = [] if args.crop_size is None else ["--crop-size", args.crop_size]
 
@@ -191,7 +236,7 @@ def main() -> None:
     train_clean = tifffile.imread(data / "train_images.tif")
     started = time.perf_counter()
     fixed = work / "fixed.pt"
-    fixed_steps = train_segmenter(data, fixed, args.seg_minutes, network)
+    fixed_steps = train_segmenter(data, fixed, args.seg_steps, args.seg_minutes, network)
 
     def iou_of(model: Path, images: Path) -> float:
         return segmented_iou(model, images, test_masks, work)
@@ -236,15 +281,15 @@ def main() -> None:
         sigma = args.unsupervised_sigma
         train_noisy, test_noisy = noisy_stacks(sigma)
         style, n2v = work / "style.pt", work / f"unsup-n2v-{sigma:g}.pt"
-        train_segmenter(data, style, args.seg_minutes, network, "--loss", "mse")
-        steps = train("n2v", train_noisy, "--out", n2v, "--max-minutes", args.minutes,
+        train_segmenter(data, style, args.seg_steps, args.seg_minutes, network, "--loss", "mse")
+        steps = train("n2v", train_noisy, "--out", n2v, *budget(args.steps, args.minutes),
                       *crops, *network)  # fmt: skip
         rows.append(scored(sigma, "noisy", test_noisy))
         rows.append(scored(sigma, "n2v", denoised(n2v, test_noisy), **{"train steps": steps}))
         for reading, flags in (("detached target", []), ("gradient", ["--style-gradient"])):
             model = work / f"unsup-{flags and 'gradient' or 'detached'}-{sigma:g}.pt"
             steps = train("joint", train_noisy, "--style-segmenter", style, *flags, "--out", model,
-                          "--max-minutes", args.minutes, *crops, *network)  # fmt: skip
+                          *budget(args.joint_steps, args.minutes), *crops, *network)  # fmt: skip
             rows.append(
                 scored(
                     sigma,
@@ -264,21 +309,26 @@ def main() -> None:
         if seed == args.seeds[0]:
             rows.append(scored(sigma, "noisy", test_noisy))
         n2v = work / f"n2v-{sigma:g}-{seed}.pt"
-        steps = train("n2v", train_noisy, "--out", n2v, "--max-minutes", args.minutes, *seeded)
+        steps = train("n2v", train_noisy, "--out", n2v, *budget(args.steps, args.minutes), *seeded)
         rows.append(scored(sigma, "n2v", denoised(n2v, test_noisy), seed, **{"train steps": steps}))
         for name in args.joint_variants:
             variant = JOINT_VARIANTS[name]
-            minutes, init, init_steps = args.minutes, [], 0
-            if variant["init_fraction"]:
+            fraction = variant["init_fraction"]
+            joint_steps, minutes, init, init_steps = args.joint_steps, args.minutes, [], 0
+            if fraction:
                 start = work / f"init-{sigma:g}-{seed}.pt"
-                init_minutes = variant["init_fraction"] * args.minutes
+                # the budget's first share as N2V steps, the rest as joint steps
+                init_minutes = None if minutes is None else fraction * minutes
                 init_steps = train("n2v", train_noisy, "--out", start,
-                                   "--max-minutes", init_minutes, *seeded)  # fmt: skip
-                init, minutes = ["--init", start], minutes - init_minutes
+                                   *budget(max(1, round(fraction * args.steps)), init_minutes),
+                                   *seeded)  # fmt: skip
+                init = ["--init", start]
+                joint_steps = max(1, joint_steps - round(fraction * joint_steps))
+                minutes = None if minutes is None else minutes - init_minutes
             joint = work / f"joint-{name}-{sigma:g}-{seed}.pt"
             steps = train("joint", train_noisy, "--labels", data / "train_masks.tif", *init,
-                          *variant["flags"], *weight, "--out", joint, "--max-minutes", minutes,
-                          *seeded)  # fmt: skip
+                          *variant["flags"], *weight, "--out", joint,
+                          *budget(joint_steps, minutes), *seeded)  # fmt: skip
             rows.append(
                 scored(
                     sigma,
@@ -313,6 +363,11 @@ def main() -> None:
         "joint-seg IoU",
         "train steps",
     ]
+    cap = "" if args.minutes is None else f", capped at {args.minutes:g} min"
+    print(
+        f"\nbudgets: N2V {args.steps} steps, joint {args.joint_steps} steps{cap}, "
+        f"segmenter {args.seg_steps} steps"
+    )
     print(f"\nfixed segmenter IoU on the clean test slices: {fixed_iou['clean']:.3f}\n")
     print(markdown_table(rows, columns))
     summary = summarise_over_seeds(rows[first_supervised:])

@@ -7,14 +7,22 @@ images in the same run:
 * ``users``: 4 noisy test slices cropped to 512x512, N2V trained on exactly those
   slices and then denoising them (what N2V users do), for a short budget;
 * ``heldout``: N2V trained on the 20 noisy training slices only and evaluated on the
-  10 noisy test slices it never saw, both N2V modes for the same wall-clock budget.
+  10 noisy test slices it never saw, both N2V modes for the same (long) budget.
+
+Budgets are optimiser steps, so the same seed and steps give the same model whatever the
+machine's load: ``--short-steps``/``--long-steps`` count steps of grid N2V on one
+512x512 slice, and every other row trains on as many pixels (a patch step, 32 patches
+of 64x64, is half a slice: twice the steps; a 768x1024 training slice is three: a third).
+The defaults are what 4 and 10 minutes gave grid N2V on 2 CPU cores (349 and 938 steps);
+the heldout rows get 313 grid and 1880 patch steps (10 minutes gave 218 and 1924).
 
 Baselines: the noisy input, BM3D with the true sigma (``bm3d`` package), and a
 Gaussian filter whose sigma is chosen with the clean image (an oracle no user has).
 Prints markdown tables and writes every number to JSON.
 
-    python benchmarks/em_n2v.py --out benchmarks/results/em_n2v.json
-    python benchmarks/em_n2v.py --quick        # a few minutes, for a smoke check
+    python benchmarks/em_n2v.py --short-steps 350 --long-steps 940 \
+        --out benchmarks/results/em_n2v.json
+    python benchmarks/em_n2v.py --quick        # a few steps per model, for a smoke check
 
 The network is the CPU preset (depth 3, 16 base channels, lr 1e-3: about 3x the steps
 per minute of the 32-channel default, chosen on the training slices only); rows say
@@ -36,12 +44,26 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 import semdenoise as sd
+from cli_runs import recorded_args
 from semdenoise.metrics import psnr, ssim
 from semdenoise.report import markdown_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_em"
 SIGMA = 25.0
 SEED = 2024
+BUDGET_PIXELS = 512 * 512  # a budget's step: grid N2V on one 512x512 slice
+
+
+def step_pixels(masking: sd.MaskingConfig, images: np.ndarray) -> int:
+    """Pixels one N2V training step sees (the default batch of whole images or patches)."""
+    batch = sd.config.default_batch_size(masking)
+    side = min(masking.patch_size, *images.shape[-2:])
+    return int(batch * (side**2 if masking.mode == "patch" else np.prod(images.shape[-2:])))
+
+
+def steps_for(budget: int, masking: sd.MaskingConfig, images: np.ndarray) -> int:
+    """Steps that see as many pixels as ``budget`` grid steps on 512x512 slices."""
+    return max(1, round(budget * BUDGET_PIXELS / step_pixels(masking, images)))
 
 
 def load(split: str) -> np.ndarray:
@@ -88,19 +110,22 @@ def n2v_row(
     test_noisy: np.ndarray,
     test_clean: np.ndarray,
     *,
-    minutes: float,
+    steps: int,
+    max_minutes: float | None,
     masking: sd.MaskingConfig,
     unet: sd.UNetConfig,
     learning_rate: float,
 ) -> list[dict]:
     train = sd.TrainConfig(
-        max_minutes=minutes, val_fraction=0.0, seed=0, learning_rate=learning_rate
+        steps=steps,
+        max_minutes=max_minutes,
+        val_fraction=0.0,
+        seed=0,
+        learning_rate=learning_rate,
     )
     model = sd.train_n2v(train_images, unet=unet, masking=masking, train=train)
     steps, seconds = model.training["steps"], model.training["seconds"]
-    batch = sd.config.default_batch_size(masking)
-    side = min(masking.patch_size, *train_images.shape[-2:])
-    step_pixels = batch * (side**2 if masking.mode == "patch" else np.prod(train_images.shape[-2:]))
+    pixels = step_pixels(masking, train_images)
     started = time.perf_counter()
     denoised = sd.denoise(model, test_noisy)
     predict_seconds = time.perf_counter() - started
@@ -109,8 +134,8 @@ def n2v_row(
         "method": name,
         **scores(test_clean, denoised),
         "train steps": steps,
-        "train MP/s": round(steps * step_pixels / 1e6 / seconds, 3),
-        "train 512² images/s": round(steps * step_pixels / 512**2 / seconds, 2),
+        "train MP/s": round(steps * pixels / 1e6 / seconds, 3),
+        "train 512² images/s": round(steps * pixels / 512**2 / seconds, 2),
         "predict MP/s": round(megapixels / predict_seconds, 3),
         "s per MP": round(predict_seconds / megapixels, 2),
     }
@@ -149,8 +174,34 @@ def baseline_rows(clean: np.ndarray, noisy: np.ndarray, *, with_bm3d: bool) -> l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/em_n2v.json"))
-    parser.add_argument("--short-minutes", type=float, default=4.0)
-    parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--short-steps",
+        type=int,
+        default=350,
+        help="short budget in grid steps on a 512x512 slice; other rows: as many pixels "
+        "(default: what 4 minutes gave on 2 CPU cores)",
+    )
+    parser.add_argument(
+        "--long-steps",
+        type=int,
+        default=940,
+        help="long budget (grid-direct-long and the heldout setting), counted the same way "
+        "(default: what 10 minutes gave on 2 CPU cores)",
+    )
+    parser.add_argument(
+        "--short-minutes",
+        type=float,
+        default=None,
+        help="optional wall-clock cap of the short budget's rows, on top of the steps "
+        "(whichever comes first); a cap that stops a run makes results depend on the "
+        "machine's load",
+    )
+    parser.add_argument(
+        "--long-minutes",
+        type=float,
+        default=None,
+        help="optional wall-clock cap of the long budget's rows (as --short-minutes)",
+    )
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--base-channels", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -161,16 +212,18 @@ def main() -> None:
         default=["grid-residual", "grid-direct", "patch-residual", "grid-direct-long"],
         help="which N2V rows of the users' setting to run",
     )
-    parser.add_argument("--quick", action="store_true", help="0.1-minute budgets, no BM3D")
+    parser.add_argument("--quick", action="store_true", help="8-step budgets, no BM3D")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.quick:
-        args.short_minutes = args.long_minutes = 0.1
+        args.short_steps = args.long_steps = 8
     residual = sd.UNetConfig(depth=args.depth, base_channels=args.base_channels, residual=True)
     direct = residual.model_copy(update={"residual": False})
     grid, patch = sd.MaskingConfig(mode="grid"), sd.MaskingConfig(mode="patch")
-    short, long = args.short_minutes, args.long_minutes
+    short = (args.short_steps, args.short_minutes)
+    long = (args.long_steps, args.long_minutes)
     result = {
+        "args": recorded_args(args),
         "sigma": SIGMA,
         "seed": SEED,
         "threads": torch.get_num_threads(),
@@ -180,13 +233,16 @@ def main() -> None:
         "tables": {},
     }
 
-    def n2v(name, train_images, noisy, clean, minutes, masking, unet):
+    def n2v(label, train_images, noisy, clean, budget, masking, unet):
+        steps = steps_for(budget[0], masking, train_images)
+        cap = "" if budget[1] is None else f" (cap {budget[1]:g} min)"
         row = n2v_row(
-            name,
+            f"{label}, {steps} steps{cap}",
             train_images,
             noisy,
             clean,
-            minutes=minutes,
+            steps=steps,
+            max_minutes=budget[1],
             masking=masking,
             unet=unet,
             learning_rate=args.learning_rate,
@@ -206,18 +262,8 @@ def main() -> None:
         "grid-direct-long": ("N2V grid, direct", long, grid, direct),
     }
     for key in args.users_rows:
-        label, minutes, masking, unet = users_rows[key]
-        rows.extend(
-            n2v(
-                f"{label}, {minutes:g} min",
-                users_noisy,
-                users_noisy,
-                users_clean,
-                minutes,
-                masking,
-                unet,
-            )
-        )
+        label, budget, masking, unet = users_rows[key]
+        rows.extend(n2v(label, users_noisy, users_noisy, users_clean, budget, masking, unet))
     result["tables"]["users"] = rows
     print("\n### 4 noisy 512x512 test slices, N2V trained on them\n")
     print(markdown_table(rows, _columns(rows)), flush=True)
@@ -227,17 +273,7 @@ def main() -> None:
         test_noisy = add_noise(test_clean_all, SEED)
         rows = baseline_rows(test_clean_all, test_noisy, with_bm3d=not args.quick)
         for label, masking in (("N2V grid, direct", grid), ("N2V patch, direct", patch)):
-            rows.extend(
-                n2v(
-                    f"{label}, {long:g} min",
-                    train_noisy,
-                    test_noisy,
-                    test_clean_all,
-                    long,
-                    masking,
-                    direct,
-                )
-            )
+            rows.extend(n2v(label, train_noisy, test_noisy, test_clean_all, long, masking, direct))
         result["tables"]["heldout"] = rows
         print("\n### trained on 20 noisy training slices, evaluated on 10 noisy test slices\n")
         print(markdown_table(rows, _columns(rows)), flush=True)
