@@ -20,7 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from semdenoise.metrics import detection_scores, foreground_iou
+from semdenoise.evaluation.evaluate import _pooled, _segmentation_scores
 from semdenoise.models.trained import TrainedModel
 from semdenoise.normalization import Normalization
 
@@ -57,17 +57,14 @@ class RulerRecord:
 def clean_score(
     segment: Any, clean: np.ndarray, masks: np.ndarray, instances: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Mean foreground IoU and pooled object F1 of ``segment`` on clean images."""
-    ious, matched, true, predicted = [], 0, 0, 0
-    for i, image in enumerate(clean):
-        mask = segment(image)
-        ious.append(foreground_iou(masks[i], mask))
-        scores = detection_scores(masks[i] if instances is None else instances[i], mask)
-        matched += scores.n_matched
-        true += scores.n_true
-        predicted += scores.n_predicted
-    f1 = 2 * matched / (true + predicted) if true + predicted else 1.0
-    return {"IoU": float(np.mean(ious)), "F1": float(f1)}
+    """Mean foreground IoU and pooled object F1 of ``segment`` on clean images, scored
+    exactly as the evaluation scores every method's output."""
+    rows = [
+        _segmentation_scores(masks[i], None if instances is None else instances[i], segment(image))
+        for i, image in enumerate(clean)
+    ]
+    pooled = _pooled(rows)
+    return {"IoU": pooled["IoU"], "F1": pooled["F1"]}
 
 
 class _KeepBest(L.Callback):
@@ -133,16 +130,15 @@ def train_ruler(
 
     settings = settings or RulerSettings()
     record = RulerRecord()
-    holder: dict[str, TrainedModel] = {}
+    # the normalisation train_seg fits (every image trains: no validation split)
+    normalization = Normalization.fit(list(np.asarray(clean, dtype=np.float32)))
 
     def score(network) -> dict[str, float]:
-        model = TrainedModel("seg", {"segmenter": network.eval()}, holder["normalization"])
+        model = TrainedModel("seg", {"segmenter": network.eval()}, normalization)
         return clean_score(
             lambda image: segment(model, image, source="ruler"), val_clean, val_masks, val_instances
         )
 
-    # the normalisation train_seg fits (every image trains: no validation split)
-    holder["normalization"] = Normalization.fit(list(np.asarray(clean, dtype=np.float32)))
     keep = _KeepBest(score, settings.val_every, settings.patience, record)
     train = cpu_training(
         settings.max_steps,
