@@ -99,3 +99,15 @@ def test_a_missing_bm3d_stops_evaluate_and_reproduce_before_any_work(
     code, _, err = cli("reproduce", "plaques", "--quick", "--out", str(folder / "demo"))
     assert code == 2 and "semdenoise[bm3d]" in err and err.count("\n") == 1, err
     assert not (folder / "report").exists() and not (folder / "demo").exists()
+
+
+def test_reproduce_refuses_fewer_than_one_seed_and_a_wrong_em_folder_before_any_work(
+    cli, tmp_path, no_training
+):
+    code, _, err = cli("reproduce", "plaques", "--seeds", "0", "--out", str(tmp_path / "p"))
+    assert code == 2 and err == "error: --seeds must be at least 1, got 0\n", err
+    code, _, err = cli(
+        "reproduce", "em", "--seeds", "2", "--data", str(tmp_path), "--out", str(tmp_path / "e")
+    )
+    assert code == 2 and err.startswith(f"error: {tmp_path}: not the Lucchi EM data"), err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "e").exists()

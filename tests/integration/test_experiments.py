@@ -6,7 +6,7 @@ import numpy as np
 
 from semdenoise.evaluation.ruler import RulerSettings
 from semdenoise.experiments.masking import MaskingSettings, run_masking
-from semdenoise.experiments.plaques import PlaquesSettings, run_plaques
+from semdenoise.experiments.plaques import PlaquesSettings, run_plaques, run_plaques_seeds
 
 TINY_PLAQUES = PlaquesSettings(
     size=64,
@@ -58,6 +58,32 @@ def test_reproduce_plaques_writes_the_demo_report(tmp_path):
     timing = json.loads((tmp_path / "timing.json").read_text())
     assert set(timing["seconds per megapixel"]) == {"gaussian", "bm3d", "n2v", "joint"}
     assert "s/MP" not in json.dumps(data) and "seconds" not in json.dumps(data)
+
+
+def test_reproduce_plaques_over_seeds_reports_each_seed_and_intervals_over_seeds(tmp_path):
+    result = run_plaques_seeds(tmp_path, [3, 4], TINY_PLAQUES)
+    for seed in (3, 4):
+        single = json.loads((tmp_path / f"seed_{seed}" / "report.json").read_text())
+        assert single["settings"]["seed"] == seed
+    # every seed draws its own data: the noisy input's PSNR differs between seeds
+    first, second = (
+        json.loads((tmp_path / f"seed_{s}" / "report.json").read_text())["summary"] for s in (3, 4)
+    )
+    assert first[1]["method"] == "noisy" and first[1]["PSNR"] != second[1]["PSNR"]
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["seeds"] == [3, 4]
+    noisy = next(r for r in data["rows"] if r["method"] == "noisy")
+    assert noisy["PSNR per seed"] == [first[1]["PSNR"], second[1]["PSNR"]]
+    low, high = noisy["PSNR CI"]
+    assert low <= noisy["PSNR"] <= high
+    # 4-step rulers cannot rank: no downstream score is pooled over seeds
+    assert data["downstream_ranked_seeds"] == []
+    assert all("IoU" not in r for r in data["rows"])
+    assert {p["versus"] for p in data["paired"]} == {"noisy", "gaussian", "bm3d", "n2v"}
+    text = (tmp_path / "report.md").read_text()
+    assert "## joint against each method, seed by seed" in text
+    assert "(seed_3/report.md)" in text and result["rows"] == data["rows"]
+    assert set(json.loads((tmp_path / "timing.json").read_text())["wall_seconds"]) == {"3", "4"}
 
 
 def test_reproduce_masking_writes_both_ablations(tmp_path):
