@@ -57,7 +57,21 @@ Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
 Masking = Annotated[str, typer.Option(help=_help(MaskingConfig, "mode"))]
 Replacement = Annotated[str, typer.Option(help=_help(MaskingConfig, "replacement"))]
 NMasked = Annotated[int | None, typer.Option(help=_help(MaskingConfig, "n_masked"))]
-Labels = Annotated[Path, typer.Option("--labels", help="Masks or label images matching IMAGES.")]
+Labels = Annotated[
+    Path,
+    typer.Option(
+        "--labels",
+        help="Masks or label images matching IMAGES; a folder pairs with an IMAGES folder by "
+        "file name, and images without a label file are unlabelled (partial labels).",
+    ),
+]
+SegTargetOption = Annotated[
+    str, typer.Option("--target", help=_help(JointConfig, "segment_target"))
+]
+IgnoreLabel = Annotated[
+    int | None,
+    typer.Option(help="Label value marking unlabelled pixels (no segmentation loss there)."),
+]
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -154,6 +168,8 @@ def train_seg_command(
     loss: Annotated[
         str, typer.Option(help="bce, dice, bce+dice, or mse (a style segmenter).")
     ] = "bce",
+    target: SegTargetOption = "foreground",
+    ignore_label: IgnoreLabel = None,
     steps: Steps = None,
     max_minutes: MaxMinutes = None,
     seed: Seed = 0,
@@ -168,7 +184,8 @@ def train_seg_command(
     device: Device = "auto",
     progress: Progress = True,
 ) -> None:
-    """Train a segmenter on images and their labels (any non-zero label is foreground)."""
+    """Train a segmenter on images and their labels (any non-zero label is foreground;
+    --target instances learns to separate touching objects)."""
     from semdenoise.training import train_seg
 
     _refuse_overwrite(out, images, labels)
@@ -180,6 +197,8 @@ def train_seg_command(
         labels,
         unet=configs["unet"],
         loss=loss,
+        target=target,
+        ignore_label=ignore_label,
         train=configs["train"],
         out=out,
         resume=resume,
@@ -193,8 +212,14 @@ def train_joint_command(
     images: Images,
     out: Out,
     labels: Annotated[
-        Path | None, typer.Option(help="Labels matching IMAGES: supervised mode (Eq. 3).")
+        Path | None,
+        typer.Option(
+            help="Labels matching IMAGES: supervised mode (Eq. 3). A folder pairs with an "
+            "IMAGES folder by file name; images without a label file train the denoiser only."
+        ),
     ] = None,
+    target: SegTargetOption = "foreground",
+    ignore_label: IgnoreLabel = None,
     style_segmenter: Annotated[
         Path | None,
         typer.Option(help="Segmenter of a related task, frozen: unsupervised mode (Eq. 4)."),
@@ -247,12 +272,14 @@ def train_joint_command(
             pretrain_fraction=pretrain_fraction,
             pretrain_denoiser=pretrain_denoiser,
             style_gradient=style_gradient,
+            segment_target=target,
         ),
         source="joint options",
     )
     model = train_joint(
         images,
         labels=labels,
+        ignore_label=ignore_label,
         style_segmenter=style_segmenter,
         init=init,
         joint=joint,
@@ -371,12 +398,19 @@ def segment_command(
     probabilities: Annotated[
         bool, typer.Option(help="Write float32 foreground probabilities, not a 0/1 mask.")
     ] = False,
+    instances: Annotated[
+        bool,
+        typer.Option(
+            help="Write one integer per object (uint16/uint32, 0 background), touching "
+            "objects apart; best with a segmenter trained with --target instances."
+        ),
+    ] = False,
     tile_size: TileSize = 1024,
     batch_size: WindowBatch = None,
     device: PredictDevice = "auto",
 ) -> None:
-    """Segment an image or stack; writes a uint8 0/1 mask (a joint model segments its
-    own denoised image)."""
+    """Segment an image or stack; writes a uint8 0/1 mask, or objects with --instances
+    (a joint model segments its own denoised image)."""
     from semdenoise.io import load_model, read_image, write_image
     from semdenoise.predict import segment
 
@@ -388,6 +422,7 @@ def segment_command(
         loaded,
         image,
         probabilities=probabilities,
+        instances=instances,
         tile_size=tile_size,
         batch_size=batch_size,
         device=device,

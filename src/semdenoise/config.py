@@ -247,6 +247,7 @@ def load_yaml(config_type: type[_Config], path: str | Path) -> _Config:
 
 
 SegLoss = Literal["bce", "dice", "bce+dice", "mse"]
+SegTarget = Literal["foreground", "instances"]  # see semdenoise.models.targets
 
 
 class JointConfig(_Config):
@@ -271,6 +272,11 @@ class JointConfig(_Config):
         "pre-training phase too, so the segmenter's loss meets a denoiser that denoises.",
     )
     segment_loss: SegLoss = Field("bce", description="Supervised segmentation loss (Eq. 3: bce).")
+    segment_target: SegTarget = Field(
+        "foreground",
+        description="Supervised: what the segmenter learns: foreground (the paper's masks) "
+        "or instances (background / interior / boundary, to separate touching objects).",
+    )
     style_gradient: bool = Field(
         False,
         description="Unsupervised: let the style loss's gradient flow through the frozen "

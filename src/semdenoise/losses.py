@@ -19,24 +19,60 @@ def n2v_loss(
     return (prediction[(b, 0, *coords)] - noisy[(b, 0, *coords)]).square().mean()
 
 
-def dice_loss(logits: torch.Tensor, labels: torch.Tensor, *, eps: float = 1.0) -> torch.Tensor:
-    """Soft Dice loss on foreground probabilities, over the whole batch."""
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` where ``weight`` is 1; 0 (with a gradient path) where no pixel
+    counts, so a batch of unlabelled images adds nothing to the loss."""
+    if weight is None or bool(weight.all()):  # fully labelled: the plain mean, as before
+        return values.mean()
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def dice_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    eps: float = 1.0,
+) -> torch.Tensor:
+    """Soft Dice loss on foreground probabilities, over the whole batch (weighted pixels)."""
     probabilities = torch.sigmoid(logits)
+    if weight is not None:
+        if not bool(weight.any()):
+            return logits.sum() * 0.0
+        probabilities, labels = probabilities * weight, labels * weight
     overlap = (probabilities * labels).sum()
     return 1.0 - (2.0 * overlap + eps) / (probabilities.sum() + labels.sum() + eps)
 
 
-def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    kind: str,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """BCE (paper §2.2), Dice, their sum, or MSE of the sigmoid against the mask (the
-    "style" segmenter of §2.3, trained to give an image style rather than classes)."""
+    "style" segmenter of §2.3, trained to give an image style rather than classes).
+
+    ``labels`` is (B, 1, ...): 0/1 for a one-channel segmenter, class indices for a
+    multi-class one (instances: background, interior, boundary), which trains with
+    cross-entropy. ``weight`` (B, 1, ...) is 1 where a pixel is labelled, 0 where not
+    (partial labels, ``--ignore-label``); the loss is the mean over labelled pixels.
+    """
+    if logits.shape[1] > 1:
+        if kind != "bce":
+            raise ValueError(f"a {logits.shape[1]}-class segmenter trains with bce (cross-entropy)")
+        per_pixel = F.cross_entropy(logits, labels[:, 0].long(), reduction="none")[:, None]
+        return _weighted_mean(per_pixel, weight)
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(logits, labels)
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        return _weighted_mean(bce, weight)
     if kind == "dice":
-        return dice_loss(logits, labels)
+        return dice_loss(logits, labels, weight=weight)
     if kind == "bce+dice":
-        return F.binary_cross_entropy_with_logits(logits, labels) + dice_loss(logits, labels)
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        return _weighted_mean(bce, weight) + dice_loss(logits, labels, weight=weight)
     if kind == "mse":
-        return F.mse_loss(torch.sigmoid(logits), labels)
+        return _weighted_mean(F.mse_loss(torch.sigmoid(logits), labels, reduction="none"), weight)
     raise ValueError(f"unknown segmentation loss {kind!r}")
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 from skimage.measure import label
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -47,7 +48,8 @@ def foreground_iou_torch(prediction: torch.Tensor, truth: torch.Tensor) -> torch
 
 @dataclass(frozen=True)
 class DetectionScores:
-    """Object-level recognition from a segmentation (the paper's Tab. 2–3 read-out)."""
+    """Object-level recognition from a segmentation (the paper's Tab. 2–3 read-out), and
+    the instance scores DenoiSeg and the Cell Tracking Challenge report (AP, SEG)."""
 
     precision: float
     recall: float
@@ -56,28 +58,78 @@ class DetectionScores:
     n_true: int
     n_predicted: int
     n_matched: int
+    ap: float  # DenoiSeg's AP: matched / (matched + false positives + misses)
+    seg: float  # Cell Tracking Challenge SEG: mean over true objects; 1 when there are none
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
 
+def objects_of(segmentation: np.ndarray) -> np.ndarray:
+    """The objects of a segmentation as consecutive labels 1..N (0 is background).
+
+    A mask (boolean, or one non-zero value such as 0/1 or 0/255) is split into its
+    connected components, so touching objects merge; an integer image with several
+    non-zero values is an instance image and each value is one object, as it is, even
+    where objects touch or one is in pieces.
+
+    >>> objects_of(np.array([[1, 1, 0, 1]])).tolist()
+    [[1, 1, 0, 2]]
+    >>> objects_of(np.array([[3, 7, 0, 3]])).tolist()
+    [[1, 2, 0, 1]]
+    """
+    segmentation = np.asarray(segmentation)
+    values = np.unique(segmentation)
+    if segmentation.dtype == bool or np.count_nonzero(values) <= 1:
+        return label(segmentation != 0)
+    if values[0] < 0 or not np.array_equal(values, np.round(values)):
+        raise ValueError(
+            "segmentation: expected a 0/1 mask or non-negative integer instance labels, "
+            f"found {segmentation.dtype} values from {values[0]} to {values[-1]}"
+        )
+    relabelled, _, _ = relabel_sequential(segmentation.astype(np.int64))
+    return relabelled
+
+
+def object_scores_from_counts(
+    matched: ArrayLike, true: ArrayLike, predicted: ArrayLike, seg_sum: ArrayLike
+) -> dict[str, np.ndarray]:
+    """F1, AP and SEG from object counts: of one image, summed over images (pooled), or
+    arrays of such sums (one per bootstrap resample); each is 1 where it has nothing to
+    count. ``seg_sum`` is SEG times the number of true objects."""
+    matched, true, predicted, seg_sum = (
+        np.asarray(a, dtype=np.float64) for a in (matched, true, predicted, seg_sum)
+    )
+    found_or_missed = true + predicted - matched  # TP + FP + FN
+    # counts are whole numbers, so a floor of 1 only guards the 0/0 case
+    return {
+        "F1": np.where(true + predicted > 0, 2 * matched / np.maximum(true + predicted, 1), 1.0),
+        "AP": np.where(found_or_missed > 0, matched / np.maximum(found_or_missed, 1), 1.0),
+        "SEG": np.where(true > 0, seg_sum / np.maximum(true, 1), 1.0),
+    }
+
+
 def detection_scores(
     truth: np.ndarray, prediction: np.ndarray, *, iou_threshold: float = 0.5
 ) -> DetectionScores:
-    """Match objects one to one at IoU >= ``iou_threshold``.
+    """Match objects one to one at IoU >= ``iou_threshold``; score AP and SEG.
 
-    ``truth`` is an instance label image (each object its own integer) or a binary mask
-    (its connected components are the objects); ``prediction`` is a mask or label image
-    whose foreground is split into connected components. Pairs are matched by maximum
-    total IoU (Hungarian), so the count does not depend on object order.
+    The objects of ``truth`` and ``prediction`` are those of :func:`objects_of` (an
+    instance image's labels, a mask's connected components). Pairs are matched by
+    maximum total IoU (Hungarian), so the count does not depend on object order. AP is
+    DenoiSeg's (Buchholz et al. 2020): TP / (TP + FP + FN) over these matches. SEG is the
+    Cell Tracking Challenge's: each true object scores its IoU with the predicted object
+    covering more than half of its pixels (at most one can), 0 if none; SEG is their
+    mean. SEG ignores false positives and does not depend on ``iou_threshold``.
     """
     truth, prediction = np.asarray(truth), np.asarray(prediction)
     if truth.shape != prediction.shape:
         raise ValueError(f"truth {truth.shape} and prediction {prediction.shape} differ")
-    true_labels = _objects(truth)
-    predicted_labels = label(prediction != 0)
+    true_labels = objects_of(truth)
+    predicted_labels = objects_of(prediction)
     n_true, n_predicted = int(true_labels.max()), int(predicted_labels.max())
     matched_ious = np.zeros(0)
+    seg_sum = 0.0
     if n_true and n_predicted:
         pairs = np.bincount(
             true_labels.ravel().astype(np.int64) * (n_predicted + 1) + predicted_labels.ravel(),
@@ -90,21 +142,18 @@ def detection_scores(
         rows, cols = linear_sum_assignment(-iou)
         matched_ious = iou[rows, cols]
         matched_ious = matched_ious[matched_ious >= iou_threshold]
+        covers_most = 2 * intersection > areas_true[:, None]
+        seg_sum = float(np.where(covers_most, iou, 0.0).sum())
     n_matched = len(matched_ious)
+    counted = object_scores_from_counts(n_matched, n_true, n_predicted, seg_sum)
     return DetectionScores(
         precision=n_matched / n_predicted if n_predicted else 1.0,
         recall=n_matched / n_true if n_true else 1.0,
-        f1=2 * n_matched / (n_true + n_predicted) if n_true + n_predicted else 1.0,
+        f1=float(counted["F1"]),
         mean_matched_iou=float(matched_ious.mean()) if n_matched else 0.0,
         n_true=n_true,
         n_predicted=n_predicted,
         n_matched=n_matched,
+        ap=float(counted["AP"]),
+        seg=float(counted["SEG"]),
     )
-
-
-def _objects(truth: np.ndarray) -> np.ndarray:
-    """Instance labels as consecutive integers: a binary mask is split into components."""
-    if truth.dtype == bool or np.unique(truth).size <= 2:
-        return label(truth != 0)
-    relabelled, _, _ = relabel_sequential(truth.astype(np.int64))
-    return relabelled

@@ -52,3 +52,13 @@ def test_blend_weights_vanish_in_the_halo_and_peak_in_the_centre():
         or weights[31:33, 23:25].max() == weights.max()
     )
     assert (weights[8:-8, 8:-8] > 0).all()
+
+
+def test_a_three_class_network_tiles_like_its_whole_image_pass():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(depth=2, base_channels=4, out_channels=3, residual=False)).eval()
+    image = np.random.default_rng(3).normal(size=(90, 77)).astype(np.float32)
+    whole = predict_tiled(net, image, tile_size=4096)
+    assert whole.shape == (3, 90, 77)
+    tiled = predict_tiled(net, image, tile_size=48, batch_size=2)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=1e-4)

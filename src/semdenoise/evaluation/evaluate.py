@@ -2,15 +2,20 @@
 
 For every method and image: PSNR and SSIM against the clean image (when there is
 one); foreground IoU and Dice of a fixed segmenter applied to the method's output;
-object detection from that segmentation (connected components matched one to one at
-IoU >= 0.5: precision, recall, F1, mean matched IoU); and for a supervised joint model
-the same read-outs of its own segmenter. Rows for the noisy input and, for the
-segmentation read-outs, the clean image (the segmenter's ceiling) come first.
-Summary rows average PSNR/SSIM/IoU/Dice over images; detection counts are pooled
-over images before precision, recall and F1 are computed (micro average), so images
-with few objects do not swing the score. Each summary score carries a 95 % bootstrap
-interval over the test images (:mod:`semdenoise.evaluation.intervals`). Timings are
-kept apart from the scores: they depend on the machine's load, the scores must not.
+object detection from that segmentation (objects matched one to one at IoU >= 0.5:
+precision, recall, F1, mean matched IoU, and DenoiSeg's AP = TP / (TP + FP + FN));
+the Cell Tracking Challenge's SEG (mean over true objects of the IoU with the predicted
+object covering more than half of it); and for a supervised joint model the same
+read-outs of its own segmenter. A segmenter's objects are its instance labels when it
+gives them, else its mask's connected components (:func:`semdenoise.metrics.objects_of`).
+Rows for the noisy input and, for the segmentation read-outs, the clean image (the
+segmenter's ceiling) come first. Summary rows average PSNR/SSIM/IoU/Dice over images;
+detection counts are pooled over images before precision, recall, F1 and AP are
+computed (micro average), and SEG is the mean over the true objects of all images, so
+images with few objects do not swing the score. Each summary score carries a 95 %
+bootstrap interval over the test images (:mod:`semdenoise.evaluation.intervals`).
+Timings are kept apart from the scores: they depend on the machine's load, the scores
+must not.
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from semdenoise.baselines.methods import Method
 from semdenoise.evaluation.intervals import add_intervals
 from semdenoise.evaluation.no_reference import no_reference_checks, unchanged
 from semdenoise.evaluation.segmenters import Segmenter
-from semdenoise.metrics import detection_scores, dice, foreground_iou, psnr, ssim
+from semdenoise.metrics import (
+    detection_scores,
+    dice,
+    foreground_iou,
+    object_scores_from_counts,
+    psnr,
+    ssim,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +87,30 @@ def _segmentation_scores(truth, instances, mask, prefix: str = "") -> dict[str, 
         f"{prefix}_true": scores.n_true,
         f"{prefix}_predicted": scores.n_predicted,
         f"{prefix}_matched_iou_sum": scores.mean_matched_iou * scores.n_matched,
+        f"{prefix}_seg_sum": scores.seg * scores.n_true,
         f"{prefix}F1": scores.f1,
+        f"{prefix}AP": scores.ap,
+        f"{prefix}SEG": scores.seg,
     }
 
 
 def _pooled(rows: Sequence[dict[str, Any]], prefix: str = "") -> dict[str, Any]:
-    """Mean IoU/Dice over images; precision/recall/F1 from counts pooled over images."""
+    """Mean IoU/Dice over images; precision/recall/F1/AP/SEG from counts pooled over images."""
     matched = sum(r[f"{prefix}_matched"] for r in rows)
     true = sum(r[f"{prefix}_true"] for r in rows)
     predicted = sum(r[f"{prefix}_predicted"] for r in rows)
     iou_sum = sum(r[f"{prefix}_matched_iou_sum"] for r in rows)
+    counted = object_scores_from_counts(
+        matched, true, predicted, sum(r[f"{prefix}_seg_sum"] for r in rows)
+    )
     return {
         f"{prefix}IoU": float(np.mean([r[f"{prefix}IoU"] for r in rows])),
         f"{prefix}Dice": float(np.mean([r[f"{prefix}Dice"] for r in rows])),
         f"{prefix}precision": matched / predicted if predicted else 1.0,
         f"{prefix}recall": matched / true if true else 1.0,
-        f"{prefix}F1": 2 * matched / (true + predicted) if true + predicted else 1.0,
+        f"{prefix}F1": float(counted["F1"]),
+        f"{prefix}AP": float(counted["AP"]),
+        f"{prefix}SEG": float(counted["SEG"]),
         f"{prefix}matched IoU": iou_sum / matched if matched else 0.0,
         f"{prefix}objects": f"{matched}/{true} ({predicted} found)",
     }

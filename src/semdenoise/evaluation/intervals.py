@@ -3,11 +3,11 @@
 A handful of test images gives a mean that moves a lot with the images drawn, so every
 summary number carries a percentile bootstrap interval over test images: images are
 resampled with replacement, and each score is recomputed the way the summary computes
-it (a mean over images for PSNR/SSIM/IoU/Dice; precision, recall and F1 from object
-counts pooled over the resampled images). Differences between two methods are
-bootstrapped *paired*, on the same resampled images, so what the images share (a hard
-image is hard for every method) cancels out. The generator is seeded: the same
-evaluation gives the same intervals.
+it (a mean over images for PSNR/SSIM/IoU/Dice; F1 and AP from object counts pooled
+over the resampled images, SEG as the mean over their true objects). Differences
+between two methods are bootstrapped *paired*, on the same resampled images, so what
+the images share (a hard image is hard for every method) cancels out. The generator
+is seeded: the same evaluation gives the same intervals.
 """
 
 from __future__ import annotations
@@ -17,14 +17,32 @@ from typing import Any
 
 import numpy as np
 
+from semdenoise.metrics import object_scores_from_counts
+
 RESAMPLES = 2000
 SEED = 20260
 LEVEL = 0.95
 
-# score -> (per-image key(s), how the summary computes it), for the scores with intervals
+# The scores with intervals: those averaged over images, and those computed from object
+# counts summed over images (score -> (prefix of its per-image counts, what it is)).
 MEAN_SCORES = ("PSNR", "SSIM", "IoU", "Dice", "own IoU")
-POOLED_SCORES = {"F1": "", "own F1": "own "}
-HIGHER_IS_BETTER = ("PSNR", "SSIM", "IoU", "F1", "own IoU", "own F1")
+POOLED_SCORES = {
+    f"{prefix}{kind}": (prefix, kind) for prefix in ("", "own ") for kind in ("F1", "AP", "SEG")
+}
+HIGHER_IS_BETTER = (
+    "PSNR",
+    "SSIM",
+    "IoU",
+    "F1",
+    "AP",
+    "SEG",
+    "own IoU",
+    "own F1",
+    "own AP",
+    "own SEG",
+)
+# the per-image count each pooled score needs (rows written before SEG lack "_seg_sum")
+_NEEDS = {"F1": "_matched", "AP": "_matched", "SEG": "_seg_sum"}
 
 
 def _resampled_indices(n_images: int, resamples: int, seed: int) -> np.ndarray:
@@ -35,13 +53,14 @@ def _resampled_indices(n_images: int, resamples: int, seed: int) -> np.ndarray:
 def _score_samples(rows: Sequence[dict[str, Any]], score: str, draws: np.ndarray) -> np.ndarray:
     """The score recomputed on each resample of the images (rows in image order)."""
     if score in POOLED_SCORES:
-        prefix = POOLED_SCORES[score]
-        matched = np.array([r[f"{prefix}_matched"] for r in rows], dtype=np.float64)
-        total = np.array(
-            [r[f"{prefix}_true"] + r[f"{prefix}_predicted"] for r in rows], dtype=np.float64
-        )
-        m, t = matched[draws].sum(axis=1), total[draws].sum(axis=1)
-        return np.where(t > 0, 2 * m / np.maximum(t, 1e-12), 1.0)
+        prefix, kind = POOLED_SCORES[score]
+
+        def summed(count: str) -> np.ndarray:
+            values = np.array([r.get(f"{prefix}{count}", 0.0) for r in rows], dtype=np.float64)
+            return values[draws].sum(axis=1)
+
+        counts = (summed(c) for c in ("_matched", "_true", "_predicted", "_seg_sum"))
+        return object_scores_from_counts(*counts)[kind]
     values = np.array([r[score] for r in rows], dtype=np.float64)
     return values[draws].mean(axis=1)
 
@@ -64,7 +83,7 @@ def _rows_by_method(per_image: Sequence[dict[str, Any]]) -> dict[str, list[dict[
 def _scores_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     first = rows[0]
     present = [s for s in MEAN_SCORES if s in first]
-    present += [s for s, prefix in POOLED_SCORES.items() if f"{prefix}_matched" in first]
+    present += [s for s, (prefix, kind) in POOLED_SCORES.items() if prefix + _NEEDS[kind] in first]
     return present
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from scipy.stats import spearmanr
 
 from semdenoise.evaluation.evaluate import CLEAN, NOISY, Evaluation
-from semdenoise.evaluation.intervals import separable_from_best, with_interval
+from semdenoise.evaluation.intervals import HIGHER_IS_BETTER, separable_from_best, with_interval
 from semdenoise.evaluation.no_reference import BLIND_SPOT
 from semdenoise.evaluation.ruler import MIN_CLEAN_F1
 from semdenoise.report import markdown_table, save_bars, save_comparison, write_report
@@ -32,12 +32,29 @@ SUMMARY_COLUMNS = (
     "precision",
     "recall",
     "F1",
+    "AP",
+    "SEG",
     "matched IoU",
     "objects",
     "own IoU",
     "own F1",
+    "own AP",
+    "own SEG",
 )
-PER_IMAGE_COLUMNS = ("method", "image", "PSNR", "SSIM", "IoU", "F1", "own IoU", "own F1")
+PER_IMAGE_COLUMNS = (
+    "method",
+    "image",
+    "PSNR",
+    "SSIM",
+    "IoU",
+    "F1",
+    "AP",
+    "SEG",
+    "own IoU",
+    "own F1",
+    "own AP",
+    "own SEG",
+)
 BAR_METRICS = ("PSNR", "SSIM", "IoU", "F1")
 
 
@@ -225,7 +242,7 @@ def ruler_can_rank(evaluation: Evaluation) -> tuple[bool, str]:
     return False, (
         f"**No downstream ranking**: the fixed segmenter scores only {score} {value:.3f} on "
         f"the clean images (below {MIN_CLEAN_F1}), too weak a ruler to tell methods apart; "
-        "its IoU/F1 columns are printed for the record, not as a ranking."
+        "its IoU/F1/AP/SEG columns are printed for the record, not as a ranking."
     )
 
 
@@ -233,7 +250,8 @@ def ranking_section(evaluation: Evaluation) -> tuple[str, bool]:
     """For each score, the best method and which others are worse by more than their
     paired interval; downstream scores only when the ruler can rank."""
     can_rank, ruler_note = ruler_can_rank(evaluation)
-    scores = ["PSNR", "SSIM"] + (["IoU", "F1", "own IoU", "own F1"] if can_rank else [])
+    downstream = [s for s in HIGHER_IS_BETTER if s not in ("PSNR", "SSIM")]
+    scores = ["PSNR", "SSIM"] + (downstream if can_rank else [])
     rows = separable_from_best(
         evaluation.summary, evaluation.per_image, scores=scores, exclude=(CLEAN,)
     )

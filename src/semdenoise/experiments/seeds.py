@@ -33,7 +33,7 @@ from semdenoise.report import markdown_table, write_report
 logger = logging.getLogger(__name__)
 
 QUALITY_SCORES = ("PSNR", "SSIM")
-DOWNSTREAM_SCORES = ("IoU", "Dice", "F1", "own IoU", "own F1")
+DOWNSTREAM_SCORES = ("IoU", "Dice", "F1", "AP", "SEG", "own IoU", "own F1", "own AP", "own SEG")
 SEED_SCORES = QUALITY_SCORES + DOWNSTREAM_SCORES
 
 
@@ -174,7 +174,18 @@ def write_seed_report(
     intro: str,
     reference: str,
     group: Sequence[str] = ("method",),
-    scores: Sequence[str] = ("PSNR", "SSIM", "IoU", "F1", "own IoU", "own F1"),
+    scores: Sequence[str] = (
+        "PSNR",
+        "SSIM",
+        "IoU",
+        "F1",
+        "AP",
+        "SEG",
+        "own IoU",
+        "own F1",
+        "own AP",
+        "own SEG",
+    ),
     data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """report.md / report.json over seeds beside the per-seed reports; returns the rows."""

@@ -47,8 +47,9 @@ def check_not_constant(image: np.ndarray, *, source: str) -> None:
         raise InputError(f"{source}: constant image (every pixel is {float(image.min())!r})")
 
 
-def check_labels(labels: np.ndarray, *, source: str) -> np.ndarray:
-    """Return a mask or label image as uint8 {0, 1} (any non-zero is foreground)."""
+def check_label_ids(labels: np.ndarray, *, source: str) -> np.ndarray:
+    """Return a mask or label image as int64 values as given (0 background; a label
+    image's objects 1..N; a value the caller ignores, such as -1 or 255, kept)."""
     labels = np.asarray(labels)
     if labels.dtype != bool and not (
         np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
@@ -58,20 +59,31 @@ def check_labels(labels: np.ndarray, *, source: str) -> np.ndarray:
         raise InputError(
             f"{source}: {labels.ndim}-D labels of shape {labels.shape}, expected 2-D or 3-D"
         )
-    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
-        raise InputError(f"{source}: labels hold NaN/inf values")
-    return (labels != 0).astype(np.uint8)
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.isfinite(labels).all():
+            raise InputError(f"{source}: labels hold NaN/inf values")
+        if not (labels == np.round(labels)).all():
+            return (labels != 0).astype(np.int64)  # soft or scaled masks: foreground only
+    return labels.astype(np.int64)
 
 
-def check_pairs(images: list[tuple[str, np.ndarray]], labels: list[tuple[str, np.ndarray]]) -> None:
-    """Labels must match images one to one: same count, same shape, slice by slice."""
+def check_labels(labels: np.ndarray, *, source: str) -> np.ndarray:
+    """Return a mask or label image as uint8 {0, 1} (any non-zero is foreground)."""
+    return (check_label_ids(labels, source=source) != 0).astype(np.uint8)
+
+
+def check_pairs(
+    images: list[tuple[str, np.ndarray]], labels: list[tuple[str, np.ndarray | None]]
+) -> None:
+    """Labels must match images one to one: same count, same shape, slice by slice
+    (``None``: an unlabelled image, any shape)."""
     if len(images) != len(labels):
         raise InputError(
             f"{len(labels)} label slice(s) for {len(images)} image slice(s): labels must "
             "match images one to one"
         )
     for (image_source, image), (label_source, label) in zip(images, labels, strict=True):
-        if image.shape != label.shape:
+        if label is not None and image.shape != label.shape:
             raise InputError(
                 f"{label_source}: labels of shape {label.shape} do not match "
                 f"{image_source} of shape {image.shape}"

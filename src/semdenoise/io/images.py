@@ -15,7 +15,7 @@ import numpy as np
 
 from semdenoise.errors import InputError, system_failure
 from semdenoise.io.atomic import atomic_path
-from semdenoise.io.checks import check_image, check_labels
+from semdenoise.io.checks import check_image, check_label_ids, check_labels
 
 SUPPORTED_INPUTS = (".tif", ".tiff", ".png", ".npy", ".zarr")
 SUPPORTED_OUTPUTS = (".tif", ".tiff", ".npy", ".zarr")
@@ -99,6 +99,12 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     return check_labels(_read_file(path), source=str(path))
 
 
+def read_label_ids(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask or label image with its values kept (objects 1..N stay apart)."""
+    path = Path(path)
+    return check_label_ids(_read_file(path), source=str(path))
+
+
 def list_image_files(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
     return sorted(
@@ -136,8 +142,9 @@ def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]
 
 
 def read_training_labels(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
-    """Every 2-D label slice, in the same order as ``read_training_images`` gives images."""
-    return _read_slices(path, read_labels)
+    """Every 2-D label slice (values kept), in the order ``read_training_images`` gives
+    images."""
+    return _read_slices(path, read_label_ids)
 
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -6,12 +6,14 @@ import os
 
 import numpy as np
 import torch
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
+from semdenoise.models.targets import BACKGROUND
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.denoise import as_model, check_network_output, resolve_device
+from semdenoise.predict.instances import instances_from_classes, instances_from_mask
 from semdenoise.predict.tiling import predict_tiled
 
 
@@ -20,15 +22,20 @@ def segment(
     image: np.ndarray,
     *,
     probabilities: bool = False,
+    instances: bool = False,
     threshold: float = 0.5,
     tile_size: int = 1024,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     source: str = "image",
 ) -> np.ndarray:
-    """Foreground of a (Y, X) image or (Z, Y, X) stack: uint8 {0, 1}, or float32
-    probabilities. A joint model segments its own denoised image, as it was trained to.
+    """Foreground of a (Y, X) image or (Z, Y, X) stack: uint8 {0, 1}, float32
+    probabilities, or with ``instances`` one integer per object (uint16/uint32, 0
+    background, numbered per slice; :mod:`semdenoise.predict.instances`). A joint model
+    segments its own denoised image, as it was trained to.
     """
+    if probabilities and instances:
+        raise InputError("choose probabilities or instances, not both")
     model = as_model(model)
     segmenter = model.segmenter
     if segmenter is None:
@@ -38,7 +45,8 @@ def segment(
     device = resolve_device(device)
     cascade = model.kind == "joint" and model.denoiser is not None
     planes = image if image.ndim == 3 else image[None]
-    result = np.empty(planes.shape, dtype=np.float32 if probabilities else np.uint8)
+    dtype = np.float32 if probabilities else np.uint32 if instances else np.uint8
+    result = np.empty(planes.shape, dtype=dtype)
     for z, plane in enumerate(planes):
         normalized = model.normalization.normalize(plane)
         options = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
@@ -46,6 +54,19 @@ def segment(
             normalized = predict_tiled(model.denoiser, normalized, **options)
         logits = predict_tiled(segmenter, normalized, **options)
         check_network_output(logits, model, source=source)
-        probability = expit(logits)  # no overflow warning for very confident pixels
-        result[z] = probability if probabilities else probability >= threshold
+        if logits.ndim == 3:  # background / interior / boundary
+            classes = softmax(logits, axis=0)
+            probability = 1.0 - classes[BACKGROUND]
+        else:
+            probability = expit(logits)  # no overflow warning for very confident pixels
+        if instances:
+            result[z] = (
+                instances_from_classes(classes, threshold=threshold)
+                if logits.ndim == 3
+                else instances_from_mask(probability >= threshold)
+            )
+        else:
+            result[z] = probability if probabilities else probability >= threshold
+    if instances:
+        result = result.astype(np.uint16) if result.max(initial=0) < 2**16 else result
     return result if image.ndim == 3 else result[0]

@@ -69,7 +69,8 @@ def predict_tiled(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Apply ``net`` to a normalised (Y, X) float32 image; returns (Y, X) float32.
+    """Apply ``net`` to a normalised (Y, X) float32 image; returns (Y, X) float32, or
+    (C, Y, X) for a network with several output channels (a multi-class segmenter).
 
     ``tile_size`` is the largest window side fed to the network (rounded to 2**depth);
     ``halo`` the context discarded at window edges (default: the receptive radius);
@@ -98,7 +99,8 @@ def predict_tiled(
     if batch_size is None:  # about 2 megapixels of windows per forward pass
         batch_size = max(1, 2_000_000 // (window_y * window_x))
     weights = blend_weights(window, halo)
-    output = np.zeros(padded_shape, dtype=np.float32)
+    channels = net.config.out_channels
+    output = np.zeros((channels, *padded_shape), dtype=np.float32)
     total = np.zeros(padded_shape, dtype=np.float32)
 
     device = torch.device(device)
@@ -108,9 +110,10 @@ def predict_tiled(
             tiles = np.stack([padded[y : y + window[0], x : x + window[1]] for y, x in chunk])[
                 :, None
             ]
-            result = runner(torch.from_numpy(tiles).to(device))[:, 0].cpu().numpy()
+            result = runner(torch.from_numpy(tiles).to(device)).cpu().numpy()
             for (y, x), prediction in zip(chunk, result, strict=True):
-                output[y : y + window[0], x : x + window[1]] += prediction * weights
+                output[:, y : y + window[0], x : x + window[1]] += prediction * weights
                 total[y : y + window[0], x : x + window[1]] += weights
     region = (slice(halo, halo + height), slice(halo, halo + width))
-    return output[region] / total[region]
+    blended = output[(slice(None), *region)] / total[region]
+    return blended[0] if channels == 1 else blended

@@ -20,17 +20,19 @@ from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.io.checks import (
     check_image,
-    check_labels,
+    check_label_ids,
     check_min_size,
     check_not_constant,
     check_pairs,
 )
 from semdenoise.io.images import (
+    SUPPORTED_INPUTS,
     list_image_files,
     read_image,
     read_training_images,
     read_training_labels,
 )
+from semdenoise.models.targets import SegTarget, encode_labels
 from semdenoise.normalization import Normalization
 
 logger = logging.getLogger(__name__)
@@ -62,19 +64,92 @@ def load_training_images(images: ImagesLike, *, min_size: int) -> list[tuple[str
     return named
 
 
-def load_training_labels(labels: ImagesLike) -> list[tuple[str, np.ndarray]]:
-    """Named uint8 {0, 1} label slices from a path, an array or a list of arrays."""
-    if isinstance(labels, str | os.PathLike):
-        return read_training_labels(labels)
-    arrays = [labels] if isinstance(labels, np.ndarray) else list(labels)
-    named = []
-    for index, array in enumerate(arrays):
-        array = check_labels(array, source=f"labels[{index}]")
-        if array.ndim == 2:
-            named.append((f"labels[{index}]", array))
-        else:
-            named.extend((f"labels[{index}][{z}]", plane) for z, plane in enumerate(array))
-    return named
+LabelsLike = ImagesLike | Sequence[np.ndarray | None]
+NamedLabels = list[tuple[str, np.ndarray | None]]  # None: an unlabelled image
+
+
+def _folder(path: ImagesLike | LabelsLike) -> Path | None:
+    """``path`` as a folder of image files (not a Zarr store), or None."""
+    if not isinstance(path, str | os.PathLike):
+        return None
+    path = Path(path)
+    return path if path.is_dir() and path.suffix.lower() != ".zarr" else None
+
+
+def _slice_count(named: list[tuple[str, np.ndarray]], file: Path) -> int:
+    """How many of the named slices ``file`` gave (names are ``file`` or ``file[z]``)."""
+    return sum(1 for source, _ in named if source == str(file) or source.startswith(f"{file}["))
+
+
+def _labels_by_stem(images: Path, labels: Path, named: list[tuple[str, np.ndarray]]) -> NamedLabels:
+    """Partial labels: each label file pairs with the image file of the same stem; an
+    image without one is unlabelled (``None`` for each of its slices)."""
+    image_files = list_image_files(images)
+    by_stem: dict[str, Path] = {}
+    for file in list_image_files(labels):
+        if file.stem in by_stem:
+            raise InputError(f"{file}: two label files for image {file.stem!r} in {labels}")
+        by_stem[file.stem] = file
+    stray = sorted(set(by_stem) - {f.stem for f in image_files})
+    if stray:
+        raise InputError(
+            f"{by_stem[stray[0]]}: no image named {stray[0]!r} in {images} "
+            "(labels pair with images by file name)"
+        )
+    if not by_stem:
+        raise InputError(f"{labels}: folder holds no label files ({', '.join(SUPPORTED_INPUTS)})")
+    paired: NamedLabels = []
+    for file in image_files:
+        count = _slice_count(named, file)
+        if file.stem not in by_stem:
+            paired.extend((f"{file} (unlabelled)", None) for _ in range(count))
+            continue
+        slices = read_training_labels(by_stem[file.stem])
+        if len(slices) != count:
+            raise InputError(
+                f"{by_stem[file.stem]}: {len(slices)} label slice(s) for the {count} slice(s) "
+                f"of {file}"
+            )
+        paired.extend(slices)
+    return paired
+
+
+def load_training_labels(
+    labels: LabelsLike, images: ImagesLike, named: list[tuple[str, np.ndarray]]
+) -> NamedLabels:
+    """Named label slices (values kept) matching the named image slices one to one.
+
+    A labels folder beside an images folder pairs files by stem, so some images may be
+    unlabelled; in a list of arrays, ``None`` marks an unlabelled image.
+    """
+    labels_folder, images_folder = _folder(labels), _folder(images)
+    if labels_folder is not None and images_folder is not None:
+        paired = _labels_by_stem(images_folder, labels_folder, named)
+    elif isinstance(labels, str | os.PathLike):
+        paired = list(read_training_labels(labels))
+    else:
+        arrays = [labels] if isinstance(labels, np.ndarray) else list(labels)
+        image_arrays = [images] if isinstance(images, np.ndarray) else images
+        if any(a is None for a in arrays) and (
+            isinstance(images, str | os.PathLike) or len(image_arrays) != len(arrays)
+        ):
+            raise InputError(
+                "labels: None (an unlabelled image) needs a list of image arrays of the same length"
+            )
+        paired = []
+        for index, array in enumerate(arrays):
+            if array is None:
+                image = np.asarray(image_arrays[index])
+                count = 1 if image.ndim == 2 else len(image)
+                paired.extend((f"labels[{index}] (unlabelled)", None) for _ in range(count))
+                continue
+            array = check_label_ids(array, source=f"labels[{index}]")
+            if array.ndim == 2:
+                paired.append((f"labels[{index}]", array))
+            else:
+                paired.extend((f"labels[{index}][{z}]", plane) for z, plane in enumerate(array))
+    check_pairs(named, paired)
+    return paired
 
 
 @dataclass
@@ -86,31 +161,54 @@ class TrainingData:
     normalization: Normalization
     train_bank: ImageBank
     val_bank: ImageBank | None
+    labelled_count: int = 0  # images with labels (partial labels: fewer than count)
 
 
 def prepare_training_data(
     images: ImagesLike,
-    labels: ImagesLike | None,
+    labels: LabelsLike | None,
     *,
     min_size: int,
     val_fraction: float,
     seed: int,
     normalization: Normalization | None = None,
+    target: SegTarget = "foreground",
+    ignore_label: int | None = None,
+    labelled_only: bool = False,
 ) -> TrainingData:
-    """Load, check, split by image and normalise (statistics of the training split)."""
+    """Load, check, split by image and normalise (statistics of the training split).
+
+    With labels, each image carries a target and a weight plane
+    (:func:`semdenoise.models.targets.encode_labels`); ``labelled_only`` drops the
+    unlabelled images (a segmenter has nothing to learn from them).
+    """
     named = load_training_images(images, min_size=min_size)
-    named_labels = load_training_labels(labels) if labels is not None else None
+    named_labels = load_training_labels(labels, images, named) if labels is not None else None
     if named_labels is not None:
-        check_pairs(named, named_labels)
+        labelled = [i for i, (_, plane) in enumerate(named_labels) if plane is not None]
+        if not labelled:
+            raise InputError("labels: no image has labels")
+        if labelled_only:
+            named = [named[i] for i in labelled]
+            named_labels = [named_labels[i] for i in labelled]
     train_ids, val_ids = split_by_image(len(named), val_fraction, seed=seed)
     if normalization is None:
         normalization = Normalization.fit([named[i][1] for i in train_ids])
 
     def bank(ids: list[int]) -> ImageBank:
-        return ImageBank.from_arrays(
-            [normalization.normalize(named[i][1]) for i in ids],
-            None if named_labels is None else [named_labels[i][1] for i in ids],
-        )
+        planes = None
+        if named_labels is not None:
+            planes = [
+                encode_labels(
+                    named_labels[i][1],
+                    named[i][1].shape,
+                    target=target,
+                    ignore_label=ignore_label,
+                    source=named_labels[i][0],
+                )
+                for i in ids
+            ]
+        return ImageBank.from_arrays([normalization.normalize(named[i][1]) for i in ids], planes)
 
     return TrainingData(
         count=len(named),
@@ -118,6 +216,9 @@ def prepare_training_data(
         normalization=normalization,
         train_bank=bank(train_ids),
         val_bank=bank(val_ids) if val_ids else None,
+        labelled_count=0
+        if named_labels is None
+        else sum(plane is not None for _, plane in named_labels),
     )
 
 
@@ -132,19 +233,23 @@ def split_by_image(count: int, val_fraction: float, *, seed: int) -> tuple[list[
 class ImageBank:
     """Images grouped into stacks of equal shape, so a batch of full images is one slice.
 
-    Channel 0 holds the (normalised) image; a label map, when there is one, rides along
-    as channel 1, so cropping and augmentation keep the two aligned for free.
+    Channel 0 holds the (normalised) image; labels, when there are some, ride along as
+    channel 1 (the target) and channel 2 (the loss weight: 0 where unlabelled), so
+    cropping and augmentation keep them aligned for free.
     """
 
     stacks: list[torch.Tensor]  # each (N, C, H, W), or (N, C, Z, Y, X) for volumes
 
     @classmethod
     def from_arrays(
-        cls, images: Sequence[np.ndarray], labels: Sequence[np.ndarray] | None = None
+        cls,
+        images: Sequence[np.ndarray],
+        labels: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> ImageBank:
+        """``labels``: (target, weight) per image, from ``encode_labels``."""
         by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
         for index, image in enumerate(images):
-            planes = [image] if labels is None else [image, labels[index].astype(np.float32)]
+            planes = [image] if labels is None else [image, *labels[index]]
             by_shape.setdefault(image.shape, []).append(np.stack(planes))
         stacks = [torch.from_numpy(np.stack(group)) for group in by_shape.values()]
         return cls(stacks=stacks)

@@ -3,7 +3,11 @@
 Supervised (Eq. 3), labels available: a deliberately weak segmenter is first
 pre-trained on the noisy images, then one forward pass per batch gives
 Y = F_dn(masked X), l1 = N2V loss at the masked pixels, l2 = BCE(F_seg(Y), labels),
-l = w1·l1 + w2·l2 (w1 = 1, w2 = 1.5), and both networks update.
+l = w1·l1 + w2·l2 (w1 = 1, w2 = 1.5), and both networks update. Labels may be partial
+(as in DenoiSeg): an image without labels contributes l1 only, so every noisy image
+trains the denoiser and the few labelled ones train the segmenter too; pixels equal to
+``ignore_label`` never count in l2. ``JointConfig.segment_target="instances"`` gives
+the segmenter background / interior / boundary outputs, for touching objects.
 
 Unsupervised (Eq. 4), no labels: a style segmenter trained on a related task is
 loaded and frozen (weights and BatchNorm statistics); l = w1·l1 + w2·l2 (w1 = 9,
@@ -29,9 +33,16 @@ from semdenoise.errors import InputError
 from semdenoise.io.model_file import load_model, save_model
 from semdenoise.losses import n2v_loss, segmentation_loss, style_loss
 from semdenoise.masking import mask_batch
+from semdenoise.models.targets import CHANNELS, check_target
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
+from semdenoise.training.data import (
+    ImageBank,
+    ImagesLike,
+    LabelsLike,
+    augment,
+    prepare_training_data,
+)
 from semdenoise.training.n2v import blind_spot_mse, seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 
@@ -91,7 +102,7 @@ class JointModule(TrainingModule):
             sample = augment(sample, self.generator)
         noisy = sample[:, :1]
         if self.pretraining:  # a weak segmenter on the noisy images
-            loss = segmentation_loss(self.segmenter(noisy), sample[:, 1:], self.joint.segment_loss)
+            loss = self.segmentation_term(self.segmenter(noisy), sample)
             if self.joint.pretrain_denoiser:  # and, independently, N2V alone
                 masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
                 loss = loss + n2v_loss(self.denoiser(masked), noisy, positions)
@@ -102,7 +113,7 @@ class JointModule(TrainingModule):
         denoised = self.denoiser(masked)
         l1 = n2v_loss(denoised, noisy, positions)
         if self.supervised:
-            l2 = segmentation_loss(self.segmenter(denoised), sample[:, 1:], self.joint.segment_loss)
+            l2 = self.segmentation_term(self.segmenter(denoised), sample)
         else:
             l2 = self.style_term(denoised)
         w1, w2 = self.weights
@@ -111,6 +122,12 @@ class JointModule(TrainingModule):
         self.log_dict({"l1_n2v": l1, "l2_task": l2}, on_step=True)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         return loss
+
+    def segmentation_term(self, logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """Eq. 3's l2 over the labelled pixels of the batch (0 for unlabelled images)."""
+        return segmentation_loss(
+            logits, sample[:, 1:2], self.joint.segment_loss, weight=sample[:, 2:3]
+        )
 
     def style_term(self, denoised: torch.Tensor) -> torch.Tensor:
         low, high = self.style_range
@@ -130,7 +147,7 @@ class JointModule(TrainingModule):
         self.log("val_n2v", n2v_loss(denoised, noisy, positions), on_epoch=True, batch_size=1)
         if self.supervised:
             logits = self.segmenter(self.denoiser(noisy))
-            loss = segmentation_loss(logits, sample[:, 1:], self.joint.segment_loss)
+            loss = self.segmentation_term(logits, sample)
             self.log("val_seg", loss, prog_bar=True, on_epoch=True, batch_size=1)
 
 
@@ -143,7 +160,8 @@ def _style_range(bank: ImageBank) -> tuple[float, float]:
 def train_joint(
     images: ImagesLike,
     *,
-    labels: ImagesLike | None = None,
+    labels: LabelsLike | None = None,
+    ignore_label: int | None = None,
     style_segmenter: TrainedModel | str | os.PathLike | None = None,
     init: TrainedModel | str | os.PathLike | None = None,
     unet: UNetConfig | None = None,
@@ -158,9 +176,12 @@ def train_joint(
 
     Give ``labels`` for the supervised mode (Eq. 3) or ``style_segmenter`` (a model
     file or model holding a segmenter trained on a related task) for the unsupervised
-    mode (Eq. 4), not both. ``init`` starts the denoiser from an N2V model (its
-    architecture and normalisation come with it). Returns a model holding both
-    networks: ``denoise`` uses the denoiser, ``segment`` the cascade.
+    mode (Eq. 4), not both. Labels may be partial: a labels folder pairs with an images
+    folder by file name and images without a label file train the denoiser only; in a
+    list of label arrays, ``None`` marks an unlabelled image. ``init`` starts the
+    denoiser from an N2V model (its architecture and normalisation come with it).
+    Returns a model holding both networks: ``denoise`` uses the denoiser, ``segment``
+    the cascade.
     """
     if (labels is None) == (style_segmenter is None):
         raise InputError("train joint: give either labels (supervised) or a style segmenter")
@@ -169,6 +190,8 @@ def train_joint(
     joint = joint or JointConfig()
     masking = masking or MaskingConfig()
     train = train or TrainConfig()
+    if supervised:
+        check_target(joint.segment_target, joint.segment_loss)
     start = _as_model(init, role="denoiser", what="--init") if init is not None else None
     style = (
         _as_model(style_segmenter, role="segmenter", what="--style-segmenter")
@@ -191,11 +214,15 @@ def train_joint(
         val_fraction=train.val_fraction,
         seed=train.seed,
         normalization=start.normalization if start is not None else None,
+        target=joint.segment_target,
+        ignore_label=ignore_label,
     )
     if style is not None:
         segmenter = copy.deepcopy(style.segmenter)
     else:
-        seg_config = unet.model_copy(update={"residual": False})
+        seg_config = unet.model_copy(
+            update={"residual": False, "out_channels": CHANNELS[joint.segment_target]}
+        )
         segmenter = seeded_unet(seg_config, train.seed + 1)
     module = JointModule(
         denoiser,
@@ -224,6 +251,8 @@ def train_joint(
             "style_range": list(module.style_range),
             "initialised_from_n2v": start is not None,
             "images": data.count,
+            "labelled_images": data.labelled_count,
+            "ignore_label": ignore_label,
             "validation_images": data.validation_count,
             # the N2V term keeps the denoiser a blind-spot predictor, so it can blend with
             # the observed pixel at a known sigma like N2V (denoise(noise_sigma=...)); the

@@ -1,8 +1,11 @@
-"""Segmenter training: the same U-Net without residual, one channel of logits.
+"""Segmenter training: the same U-Net without residual, one channel of logits per class.
 
 BCE by default (paper §2.2), Dice or BCE+Dice as options, and MSE of the sigmoid
 against the mask for a *style* segmenter, used later as an image-style prior for the
-unsupervised end-to-end mode (paper §2.3, §3.2).
+unsupervised end-to-end mode (paper §2.3, §3.2). With ``target="instances"`` the
+segmenter has three outputs (background, interior, boundary; cross-entropy) so that
+touching objects can be separated (:mod:`semdenoise.models.targets`). Images without
+labels are skipped; pixels equal to ``ignore_label`` do not count.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
 from semdenoise.losses import segmentation_loss
 from semdenoise.metrics import foreground_iou_torch
+from semdenoise.models.targets import (
+    CHANNELS,
+    SegTarget,
+    check_target,
+    predicted_foreground,
+)
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
@@ -51,7 +60,9 @@ class SegModule(TrainingModule):
         )
         if self.train_config.augment:
             pairs = augment(pairs, self.generator)
-        loss = segmentation_loss(self.segmenter(pairs[:, :1]), pairs[:, 1:], self.loss_kind)
+        loss = segmentation_loss(
+            self.segmenter(pairs[:, :1]), pairs[:, 1:2], self.loss_kind, pairs[:, 2:3]
+        )
         self.check_finite(loss)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         return loss
@@ -61,14 +72,15 @@ class SegModule(TrainingModule):
         logits = self.segmenter(pair[:, :1])
         self.log(
             "val_loss",
-            segmentation_loss(logits, pair[:, 1:], self.loss_kind),
+            segmentation_loss(logits, pair[:, 1:2], self.loss_kind, pair[:, 2:3]),
             prog_bar=True,
             on_epoch=True,
             batch_size=1,
         )
+        labelled = pair[:, 2:3] > 0
         self.log(
             "val_iou",
-            foreground_iou_torch(logits > 0, pair[:, 1:] > 0.5),
+            foreground_iou_torch(predicted_foreground(logits) & labelled, (pair[:, 1:2] > 0.5)),
             prog_bar=True,
             on_epoch=True,
             batch_size=1,
@@ -81,6 +93,8 @@ def train_seg(
     *,
     unet: UNetConfig | None = None,
     loss: SegLoss = "bce",
+    target: SegTarget = "foreground",
+    ignore_label: int | None = None,
     train: TrainConfig | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
@@ -88,19 +102,32 @@ def train_seg(
     callbacks: Sequence[L.Callback] = (),
 ) -> TrainedModel:
     """Train a segmenter on images and their labels (masks or label images, any non-zero
-    is foreground; they must match the images one to one).
+    is foreground; a labels folder pairs with an images folder by file name, and images
+    without a label file are skipped).
 
     ``loss="mse"`` trains a style segmenter for :func:`train_joint`'s unsupervised mode.
-    Other parameters as in :func:`train_n2v`.
+    ``target="instances"`` learns background / interior / boundary so that
+    ``segment(..., instances=True)`` separates touching objects. Pixels whose label is
+    ``ignore_label`` do not count. Other parameters as in :func:`train_n2v`.
     """
-    unet = (unet or UNetConfig()).model_copy(update={"residual": False})
+    check_target(target, loss)
+    unet = (unet or UNetConfig()).model_copy(
+        update={"residual": False, "out_channels": CHANNELS[target]}
+    )
     if unet.dims != 2:
         raise InputError("segmenter training is 2-D only (a 3-D network is for train n2v)")
     train = train or TrainConfig()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     data = prepare_training_data(
-        images, labels, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
+        images,
+        labels,
+        min_size=unet.min_size,
+        val_fraction=train.val_fraction,
+        seed=train.seed,
+        target=target,
+        ignore_label=ignore_label,
+        labelled_only=True,
     )
     module = SegModule(seeded_unet(unet, train.seed), loss, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
@@ -110,6 +137,8 @@ def train_seg(
         normalization=data.normalization,
         training={
             "loss": loss,
+            "target": target,
+            "ignore_label": ignore_label,
             "train": train.model_dump(),
             "images": data.count,
             "validation_images": data.validation_count,
