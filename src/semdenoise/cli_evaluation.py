@@ -1,5 +1,5 @@
 """Commands that make data, judge methods and re-run the paper's experiments:
-``synth``, ``evaluate`` and ``reproduce em|plaques|masking``. Each is a few lines over
+``synth``, ``evaluate`` and ``reproduce em|plaques|nuclei|masking``. Each is a few lines over
 :mod:`semdenoise.synth`, :mod:`semdenoise.evaluation` and :mod:`semdenoise.experiments`.
 """
 
@@ -289,6 +289,31 @@ def reproduce_em(
         result = run_em(out, settings, data=data)
     else:
         result = run_em_seeds(out, chosen, settings, data=data)
+    typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
+
+
+@reproduce_app.command("nuclei")
+def reproduce_nuclei(
+    out: ReportDir = Path("reports/nuclei"),
+    quick: Quick = False,
+    seed: SeedOption = 0,
+    seeds: SeedsOption = None,
+    data: Annotated[
+        Path, typer.Option(help="Folder with the DSB2018 nuclei (images/, masks/).")
+    ] = Path("../shared/data/dsb2018_fluo"),
+) -> None:
+    """Few labels on noisy nuclei: a segmenter alone, N2V then a segmenter, or joint."""
+    from semdenoise.evaluation.report import displayed
+    from semdenoise.experiments.nuclei import NucleiSettings, run_nuclei, run_nuclei_seeds
+
+    chosen = _seeds(seed, seeds, quick)
+    settings = NucleiSettings.quick(seed) if quick else NucleiSettings(seed=seed)
+    if len(chosen) == 1:
+        result = run_nuclei(out, settings, data=data)
+    else:
+        result = run_nuclei_seeds(out, chosen, settings, data=data)
+    columns = ["sigma", "labelled", "method", "AP", "SEG", "F1", "PSNR"]
+    typer.echo(markdown_table([displayed(r) for r in result["rows"]], columns))
     typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
 
 

@@ -277,6 +277,13 @@ class JointConfig(_Config):
         description="Supervised: what the segmenter learns: foreground (the paper's masks) "
         "or instances (background / interior / boundary, to separate touching objects).",
     )
+    labelled_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Supervised, partial labels: share of the steps whose batch comes from "
+        "the labelled images only (the others draw from every image).",
+    )
     style_gradient: bool = Field(
         False,
         description="Unsupervised: let the style loss's gradient flow through the frozen "

@@ -102,3 +102,53 @@ def test_reproduce_masking_writes_both_ablations(tmp_path):
     data = json.loads((tmp_path / "report.json").read_text())
     assert set(data["curves"]) == {"4 masked", "32 masked"}
     assert (tmp_path / "psnr_vs_masked.png").is_file() and (tmp_path / "loss_spread.png").is_file()
+
+
+def nuclei_folder(folder, n=6):
+    """A DSB2018-like folder: images/<id>.tif and masks/<id>.tif of a few discs."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    yy, xx = np.mgrid[:48, :48]
+    for k in range(n):
+        labels = np.zeros((48, 48), np.uint16)
+        for value in range(1, 4):
+            cy, cx = rng.integers(8, 40, size=2)
+            labels[((yy - cy) ** 2 + (xx - cx) ** 2 < 30) & (labels == 0)] = value
+        image = (30 + 150 * (labels > 0)).astype(np.uint8)
+        tifffile.imwrite(folder / "images" / f"id{k}.tif", image)
+        tifffile.imwrite(folder / "masks" / f"id{k}.tif", labels)
+    return folder
+
+
+def test_reproduce_nuclei_scores_three_pipelines_per_label_count(tmp_path):
+    from semdenoise.experiments.nuclei import NucleiSettings, labelled_subset, run_nuclei
+
+    data = nuclei_folder(tmp_path / "dsb")
+    settings = NucleiSettings(
+        sigmas=(20.0,), label_counts=(1, None), steps=4, crop=32, batch_size=2
+    )
+    result = run_nuclei(tmp_path / "out", settings, data=data)
+    keys = [(r["labelled"], r["method"]) for r in result["rows"]]
+    assert keys == [
+        (count, method)
+        for count in ("1", "all (4)")
+        for method in ("baseline", "sequential", "joint")
+    ]
+    for row in result["rows"]:
+        low, high = row["AP CI"]
+        assert 0.0 <= low <= row["AP"] <= high <= 1.0 and 0.0 <= row["SEG"] <= 1.0
+        assert ("PSNR" in row) == (row["method"] != "baseline")
+    # equal total steps: sequential splits its budget between N2V and its segmenter
+    runs = {(r["labelled"], r["model"]): r["steps"] for r in result["runs"]}
+    assert runs[("1", "sequential: N2V")] + runs[("1", "sequential: segmenter")] == 4
+    assert runs[("1", "joint")] == runs[("1", "baseline segmenter")] == 4
+    data_json = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data_json["test_images"] == ["id2", "id5"]
+    assert (tmp_path / "out" / "ap_sigma_20.png").stat().st_size > 1000
+    # which images keep their labels follows the seed, and every seed labels some
+    subsets = {tuple(labelled_subset(10, 3, seed=s)) for s in range(5)}
+    assert len(subsets) > 1 and all(len(s) == 3 for s in subsets)
+    assert labelled_subset(4, None, seed=3) == [0, 1, 2, 3]

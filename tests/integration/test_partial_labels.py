@@ -136,3 +136,37 @@ def test_instance_segmenter_learns_to_split_touching_nuclei(tmp_path, tiny_unet)
     for value in (1, 2, 3):
         inside = objects[truth == value]
         assert (inside == np.bincount(inside).argmax()).mean() > 0.8
+
+
+def test_with_few_labels_a_share_of_the_steps_draws_only_labelled_images(tiny_unet):
+    from semdenoise.config import JointConfig, MaskingConfig
+    from semdenoise.training.data import prepare_training_data
+    from semdenoise.training.joint import JointModule
+    from semdenoise.training.n2v import seeded_unet
+
+    rng = np.random.default_rng(0)
+    pairs = [nuclei(rng) for _ in range(10)]
+    labels = [pairs[0][1]] + [None] * 9
+    data = prepare_training_data(
+        [p[0] for p in pairs], labels, min_size=8, val_fraction=0.0, seed=0
+    )
+    assert data.labelled_count == 1 and data.labelled_bank.count == 1
+
+    def labelled_batches(share: float) -> float:
+        module = JointModule(
+            seeded_unet(tiny_unet, 0),
+            seeded_unet(tiny_unet.model_copy(update={"residual": False}), 1),
+            supervised=True,
+            joint=JointConfig(labelled_share=share, pretrain_fraction=0.0),
+            masking=MaskingConfig(),
+            train=sd.TrainConfig(steps=100, crop_size=16, batch_size=2),
+            train_bank=data.train_bank,
+            labelled_bank=data.labelled_bank,
+        )
+        module.generator = torch.Generator().manual_seed(0)
+        return np.mean([bool(module.draw_batch()[:, 2].all()) for _ in range(200)])
+
+    assert labelled_batches(1.0) == 1.0
+    # share 0: batches of 2 crops from 10 images, one labelled: about (1/10)^2 of them
+    assert labelled_batches(0.0) < 0.05
+    assert 0.4 < labelled_batches(0.5) < 0.6

@@ -162,6 +162,8 @@ class TrainingData:
     train_bank: ImageBank
     val_bank: ImageBank | None
     labelled_count: int = 0  # images with labels (partial labels: fewer than count)
+    # partial labels: the labelled training images alone, so a step can draw from them
+    labelled_bank: ImageBank | None = None
 
 
 def prepare_training_data(
@@ -210,7 +212,10 @@ def prepare_training_data(
             ]
         return ImageBank.from_arrays([normalization.normalize(named[i][1]) for i in ids], planes)
 
+    labelled_train = [i for i in train_ids if named_labels and named_labels[i][1] is not None]
+    partial = named_labels is not None and len(labelled_train) < len(train_ids)
     return TrainingData(
+        labelled_bank=bank(labelled_train) if partial and labelled_train else None,
         count=len(named),
         validation_count=len(val_ids),
         normalization=normalization,

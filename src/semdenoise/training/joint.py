@@ -67,9 +67,11 @@ class JointModule(TrainingModule):
         train: TrainConfig,
         train_bank: ImageBank,
         val_bank: ImageBank | None = None,
+        labelled_bank: ImageBank | None = None,
         style_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         super().__init__(train, train_bank, val_bank)
+        self._labelled_bank = labelled_bank
         self.denoiser = denoiser
         self.segmenter = segmenter
         self.supervised = supervised
@@ -90,14 +92,30 @@ class JointModule(TrainingModule):
             self.segmenter.eval()
         return self
 
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self._labelled_bank is not None:
+            self._labelled_bank = self._labelled_bank.to(self.device)
+
+    def draw_batch(self) -> torch.Tensor:
+        """A batch of crops or images. With partial labels, a share of the steps
+        (``labelled_share``) draws its batch from the labelled images only, so that with
+        1 labelled image in 30 the segmenter still sees labels at every other step; the
+        other steps draw from all images, and every image trains the denoiser. While
+        the segmenter pre-trains, only labelled images have anything to teach."""
+        bank = self._train_bank
+        if self._labelled_bank is not None:
+            coin = torch.rand(1, generator=self.generator, device=self.generator.device)
+            if self.pretraining or float(coin) < self.joint.labelled_share:
+                bank = self._labelled_bank
+        return bank.sample(self.batch_size, self.train_config.crop_size, self.generator)
+
     @property
     def pretraining(self) -> bool:
         return self.supervised and self.progress < self.joint.pretrain_fraction
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        sample = self._train_bank.sample(
-            self.batch_size, self.train_config.crop_size, self.generator
-        )
+        sample = self.draw_batch()
         if self.train_config.augment:
             sample = augment(sample, self.generator)
         noisy = sample[:, :1]
@@ -233,6 +251,7 @@ def train_joint(
         train=train,
         train_bank=data.train_bank,
         val_bank=data.val_bank,
+        labelled_bank=data.labelled_bank,
         style_range=_style_range(data.train_bank),
     )
     summary = run_training(module, out=out, resume=resume, progress=progress)
