@@ -178,7 +178,7 @@ def evaluate_command(
     )
     from semdenoise.evaluation import evaluate, model_segmenter, otsu_segmenter, write_evaluation
     from semdenoise.io import load_model, read_image
-    from semdenoise.io.images import read_labels
+    from semdenoise.io.images import read_label_ids, read_labels
 
     specs = _method_specs(method or [])
     names = [] if baselines == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
@@ -192,7 +192,7 @@ def evaluate_command(
     shape = noisy_images.shape
     clean_images = _read_matching(clean, shape, "clean images", read_image)
     label_images = _read_matching(labels, shape, "labels", read_labels)
-    instance_images = _read_matching(instances, shape, "instances", read_labels)
+    instance_images = _read_matching(instances, shape, "instances", read_label_ids)
     if instances is not None and labels is None:
         raise InputError("--instances needs --labels (the target masks) too")
     given = []  # the user's models, under the same noise-sigma rule as the baselines

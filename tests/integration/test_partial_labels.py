@@ -170,3 +170,28 @@ def test_with_few_labels_a_share_of_the_steps_draws_only_labelled_images(tiny_un
     # share 0: batches of 2 crops from 10 images, one labelled: about (1/10)^2 of them
     assert labelled_batches(0.0) < 0.05
     assert 0.4 < labelled_batches(0.5) < 0.6
+
+
+def test_evaluate_counts_touching_true_objects_apart(cli, tmp_path):
+    rng = np.random.default_rng(5)
+    clean = np.full((2, 48, 48), 20.0, np.float32)
+    instances = np.zeros((2, 48, 48), np.uint16)
+    instances[:, 10:30, 8:24], instances[:, 10:30, 24:40] = 1, 2  # two touching squares
+    clean[instances > 0] = 120.0
+    noisy = clean + rng.normal(0, 5, clean.shape).astype(np.float32)
+    for name, array in (("clean", clean), ("noisy", noisy), ("instances", instances)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", array)
+    tifffile.imwrite(tmp_path / "masks.tif", (instances > 0).astype(np.uint8))
+    code, _, err = cli(
+        "evaluate", "--noisy", str(tmp_path / "noisy.tif"), "--clean", str(tmp_path / "clean.tif"),
+        "--labels", str(tmp_path / "masks.tif"), "--instances", str(tmp_path / "instances.tif"),
+        "--baselines", "gaussian", "--out", str(tmp_path / "report"),
+    )  # fmt: skip
+    assert code == 0, err
+    import json
+
+    summary = json.loads((tmp_path / "report" / "report.json").read_text())["summary"]
+    clean_row = next(r for r in summary if r["method"] == "clean")
+    # 4 true objects (2 per image), not 2: Otsu's mask of the clean image merges each
+    # pair, and the merged object matches one of the two at IoU exactly 0.5
+    assert clean_row["objects"] == "2/4 (2 found)" and clean_row["AP"] == 0.5
