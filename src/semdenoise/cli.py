@@ -13,9 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
+from semdenoise import presets
 from semdenoise.cli_check import check_command
 from semdenoise.cli_evaluation import evaluate_command, reproduce_app, synth_command
-from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig, parse
+from semdenoise.config import (
+    SECTIONS,
+    Settings,
+    dump_settings,
+    read_settings,
+    resolve_settings,
+)
 from semdenoise.errors import InputError, SemdenoiseError, TrainingInterrupted
 
 app = typer.Typer(
@@ -37,26 +44,100 @@ def _help(config: type, field: str) -> str:
     return config.model_fields[field].description or ""
 
 
+_PANELS = {
+    "train": "Training (section train:)",
+    "unet": "Network (section unet:)",
+    "masking": "Masking (section masking:)",
+    "joint": "Joint training (section joint:)",
+    "seg": "Segmenter (section seg:)",
+}
+
+
+def _shown_default(field: str, default: Any) -> bool | str:
+    """A field's default as ``--help`` shows it (flags as typer names them)."""
+    if isinstance(default, bool):
+        flag = field.replace("_", "-")
+        return flag if default else f"no-{flag}"
+    if default is None:
+        return False
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def _option(section: str, field: str, *names: str) -> Any:
+    """The option of a config field. It defaults to None, so that only a value the user
+    gave reaches the config and the field's default stays the only one (one source of
+    truth); its help is the field's description and the default it shows, the field's.
+    Flags (``--residual/--no-residual``) are tri-state for the same reason."""
+    config = SECTIONS[section]
+    return typer.Option(
+        *names,
+        help=_help(config, field),
+        show_default=_shown_default(field, config.model_fields[field].get_default()),
+        rich_help_panel=_PANELS[section],
+    )
+
+
 # Options shared by every training command (DESIGN.md: "same training flags").
 Images = Annotated[Path, typer.Argument(help="Image, stack (TIFF/NPY/Zarr/PNG) or folder.")]
-Out = Annotated[Path, typer.Option("--out", help="Model file to write (.pt).")]
-Steps = Annotated[int | None, typer.Option(help=_help(TrainConfig, "steps"))]
-MaxMinutes = Annotated[float | None, typer.Option(help=_help(TrainConfig, "max_minutes"))]
-Seed = Annotated[int, typer.Option(help=_help(TrainConfig, "seed"))]
-CheckpointEvery = Annotated[int, typer.Option(help=_help(TrainConfig, "checkpoint_every"))]
+Out = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Model file to write (.pt); its settings go beside it to MODEL.pt.yaml."
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML file of settings by section (train:, unet:, masking:, joint:, seg:; a "
+        "model's MODEL.pt.yaml repeats its run); options given here override it.",
+    ),
+]
+Preset = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Named settings ({', '.join(presets.PRESETS)}: docs/cli.md); --config and options "
+        "given here override it."
+    ),
+]
 Resume = Annotated[bool, typer.Option(help="Continue from the latest checkpoint.")]
-BatchSize = Annotated[int | None, typer.Option(help=_help(TrainConfig, "batch_size"))]
-CropSize = Annotated[int | None, typer.Option(help=_help(TrainConfig, "crop_size"))]
-LearningRate = Annotated[float, typer.Option(help=_help(TrainConfig, "learning_rate"))]
-ValFraction = Annotated[float, typer.Option(help=_help(TrainConfig, "val_fraction"))]
-Depth = Annotated[int, typer.Option(help=_help(UNetConfig, "depth"))]
-BaseChannels = Annotated[int, typer.Option(help=_help(UNetConfig, "base_channels"))]
-Residual = Annotated[bool, typer.Option(help=_help(UNetConfig, "residual"))]
-Device = Annotated[str, typer.Option(help=_help(TrainConfig, "device"))]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
-Masking = Annotated[str, typer.Option(help=_help(MaskingConfig, "mode"))]
-Replacement = Annotated[str, typer.Option(help=_help(MaskingConfig, "replacement"))]
-NMasked = Annotated[int | None, typer.Option(help=_help(MaskingConfig, "n_masked"))]
+Steps = Annotated[int | None, _option("train", "steps")]
+MaxMinutes = Annotated[float | None, _option("train", "max_minutes")]
+Seed = Annotated[int | None, _option("train", "seed")]
+CheckpointEvery = Annotated[int | None, _option("train", "checkpoint_every")]
+BatchSize = Annotated[int | None, _option("train", "batch_size")]
+CropSize = Annotated[int | None, _option("train", "crop_size")]
+CropDepth = Annotated[int | None, _option("train", "crop_depth")]
+LearningRate = Annotated[float | None, _option("train", "learning_rate")]
+LrSchedule = Annotated[str | None, _option("train", "lr_schedule")]
+ValFraction = Annotated[float | None, _option("train", "val_fraction")]
+ValEvery = Annotated[int | None, _option("train", "val_every")]
+Augment = Annotated[bool | None, _option("train", "augment")]
+Device = Annotated[str | None, _option("train", "device")]
+Dims = Annotated[int | None, _option("unet", "dims")]
+Depth = Annotated[int | None, _option("unet", "depth")]
+BaseChannels = Annotated[int | None, _option("unet", "base_channels")]
+Residual = Annotated[bool | None, _option("unet", "residual")]
+NegativeSlope = Annotated[float | None, _option("unet", "negative_slope")]
+XYOnlyLevels = Annotated[int | None, _option("unet", "xy_only_levels")]
+Masking = Annotated[str | None, _option("masking", "mode", "--masking")]
+Replacement = Annotated[str | None, _option("masking", "replacement")]
+Radius = Annotated[int | None, _option("masking", "radius")]
+PixelsPerMask = Annotated[float | None, _option("masking", "pixels_per_mask")]
+NMasked = Annotated[int | None, _option("masking", "n_masked")]
+PatchSize = Annotated[int | None, _option("masking", "patch_size")]
+PatchFraction = Annotated[float | None, _option("masking", "patch_fraction")]
+DenoiseWeight = Annotated[float | None, _option("joint", "denoise_weight")]
+SegmentWeight = Annotated[float | None, _option("joint", "segment_weight")]
+PretrainFraction = Annotated[float | None, _option("joint", "pretrain_fraction")]
+PretrainDenoiser = Annotated[bool | None, _option("joint", "pretrain_denoiser")]
+SegmentLoss = Annotated[str | None, _option("joint", "segment_loss")]
+SegmentTarget = Annotated[str | None, _option("joint", "segment_target", "--target")]
+LabelledShare = Annotated[float | None, _option("joint", "labelled_share")]
+StyleGradient = Annotated[bool | None, _option("joint", "style_gradient")]
+SegLossOption = Annotated[str | None, _option("seg", "loss")]
+SegTargetOption = Annotated[str | None, _option("seg", "target", "--target")]
 Labels = Annotated[
     Path,
     typer.Option(
@@ -65,13 +146,47 @@ Labels = Annotated[
         "file name, and images without a label file are unlabelled (partial labels).",
     ),
 ]
-SegTargetOption = Annotated[
-    str, typer.Option("--target", help=_help(JointConfig, "segment_target"))
-]
 IgnoreLabel = Annotated[
     int | None,
     typer.Option(help="Label value marking unlabelled pixels (no segmentation loss there)."),
 ]
+
+
+def _fields(section: str, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(field for field in SECTIONS[section].model_fields if field not in without)
+
+
+_SET_BY_MODE = ("in_channels", "out_channels")  # each training mode sets its own
+_3D_ONLY = ("dims", "xy_only_levels")  # seg and joint train 2-D networks
+
+# The settings each training command takes, by section of a --config file; every one is
+# an option too (tests/unit/test_cli_config.py checks both ways).
+TRAIN_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "n2v": {
+        "train": _fields("train"),
+        "unet": _fields("unet", without=_SET_BY_MODE),
+        "masking": _fields("masking"),
+    },
+    "seg": {
+        "train": _fields("train", without=("crop_depth",)),
+        "unet": _fields("unet", without=(*_SET_BY_MODE, *_3D_ONLY, "residual")),
+        "seg": _fields("seg"),
+    },
+    "joint": {
+        "train": _fields("train", without=("crop_depth",)),
+        "unet": _fields("unet", without=(*_SET_BY_MODE, *_3D_ONLY)),
+        "masking": _fields("masking"),
+        "joint": _fields("joint"),
+    },
+}
+
+# Option names that are not their field's name (promised before the configs existed).
+_OPTION_NAMES = {("masking", "mode"): "masking", ("joint", "segment_target"): "target"}
+
+
+def option_name(section: str, field: str) -> str:
+    """The parameter of a training command that sets ``section.field``."""
+    return _OPTION_NAMES.get((section, field), field)
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -87,41 +202,50 @@ def _refuse_overwrite(out: Path, *inputs: Path | None) -> None:
             raise InputError(f"{out}: output would overwrite an input; choose another name")
 
 
-def _configs(**options: Any) -> dict[str, Any]:
-    """Validated configs from the shared training options."""
-    train_fields = set(TrainConfig.model_fields)
-    train = parse(
-        TrainConfig,
-        _given(**{k: v for k, v in options.items() if k in train_fields}),
-        source="train options",
-    )
-    unet = parse(
-        UNetConfig,
-        _given(
-            **{
-                k: options.get(k)
-                for k in ("dims", "depth", "base_channels", "residual", "xy_only_levels")
-            }
-        ),
-        source="network options",
-    )
-    masking = parse(
-        MaskingConfig,
-        _given(
-            mode=options.get("masking"),
-            replacement=options.get("replacement"),
-            n_masked=options.get("n_masked"),
-        ),
-        source="masking options",
-    )
-    return {"train": train, "unet": unet, "masking": masking}
+def settings_path(out: Path) -> Path:
+    """Where a model's resolved settings go: ``MODEL.pt.yaml`` beside ``MODEL.pt``."""
+    return out.with_name(out.name + ".yaml")
 
 
-def _report_trained(out: Path, model: Any) -> None:
+def _settings(command: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The command's configs: field defaults < --preset < --config file < options given."""
+    takes = TRAIN_SETTINGS[command]
+    layers: list[tuple[str, Settings]] = []
+    if options["preset"] is not None:
+        name = options["preset"]
+        values = presets.preset(name)  # only what this command takes: --preset cpu suits them all
+        chosen = {
+            section: {k: v for k, v in values[section].items() if k in fields}
+            for section, fields in takes.items()
+            if section in values
+        }
+        layers.append((f"preset {name}: {{section}}", chosen))
+    if options["config"] is not None:
+        _refuse_overwrite(settings_path(options["out"]), options["config"])
+        layers.append((f"{options['config']}: {{section}}", read_settings(options["config"])))
+    given = {
+        section: _given(**{field: options[option_name(section, field)] for field in fields})
+        for section, fields in takes.items()
+    }
+    layers.append(("{section} options", given))
+    return resolve_settings(takes, layers, command=f"train {command}")
+
+
+def _save_settings(command: str, out: Path, configs: dict[str, Any]) -> Path:
+    """Write the run's resolved settings beside the model, for ``--config`` to repeat it."""
+    from semdenoise.io.atomic import atomic_path
+
+    path = settings_path(out)
+    with atomic_path(path) as tmp:
+        tmp.write_text(dump_settings(configs, TRAIN_SETTINGS[command]))
+    return path
+
+
+def _report_trained(out: Path, model: Any, settings: Path) -> None:
     summary = model.training
     typer.echo(
         f"wrote {out}: {summary['steps']} steps in {summary['seconds']:.0f} s on "
-        f"{summary['images']} image(s)"
+        f"{summary['images']} image(s); settings in {settings.name}"
     )
 
 
@@ -129,35 +253,45 @@ def _report_trained(out: Path, model: Any) -> None:
 def train_n2v_command(
     images: Images,
     out: Out,
+    config: ConfigFile = None,
+    preset: Preset = None,
     steps: Steps = None,
     max_minutes: MaxMinutes = None,
-    seed: Seed = 0,
-    checkpoint_every: CheckpointEvery = 500,
+    seed: Seed = None,
+    checkpoint_every: CheckpointEvery = None,
     resume: Resume = False,
-    masking: Masking = "grid",
-    replacement: Replacement = "neighbour",
+    masking: Masking = None,
+    replacement: Replacement = None,
     n_masked: NMasked = None,
+    radius: Radius = None,
+    pixels_per_mask: PixelsPerMask = None,
+    patch_size: PatchSize = None,
+    patch_fraction: PatchFraction = None,
     batch_size: BatchSize = None,
     crop_size: CropSize = None,
-    learning_rate: LearningRate = 4e-4,
-    val_fraction: ValFraction = 0.1,
-    depth: Depth = 2,
-    base_channels: BaseChannels = 32,
-    residual: Residual = True,
-    device: Device = "auto",
+    crop_depth: CropDepth = None,
+    learning_rate: LearningRate = None,
+    lr_schedule: LrSchedule = None,
+    val_fraction: ValFraction = None,
+    val_every: ValEvery = None,
+    augment: Augment = None,
+    dims: Dims = None,
+    depth: Depth = None,
+    base_channels: BaseChannels = None,
+    residual: Residual = None,
+    negative_slope: NegativeSlope = None,
+    xy_only_levels: XYOnlyLevels = None,
+    device: Device = None,
     progress: Progress = True,
-    dims: Annotated[int, typer.Option(help=_help(UNetConfig, "dims"))] = 2,
-    crop_depth: Annotated[int | None, typer.Option(help=_help(TrainConfig, "crop_depth"))] = None,
-    xy_only_levels: Annotated[int, typer.Option(help=_help(UNetConfig, "xy_only_levels"))] = 0,
 ) -> None:
     """Train a Noise2Void denoiser (grid masking on full images by default; --dims 3: a
     3-D network on (Z, Y, X) volumes, one per file)."""
     from semdenoise.training import train_n2v
 
-    _refuse_overwrite(out, images)
-    configs = _configs(**locals())
+    _refuse_overwrite(out, images, config)
+    configs = _settings("n2v", locals())
     model = train_n2v(images, **configs, out=out, resume=resume, progress=progress)
-    _report_trained(out, model)
+    _report_trained(out, model, _save_settings("n2v", out, configs))
 
 
 @train_app.command("seg")
@@ -165,46 +299,48 @@ def train_seg_command(
     images: Images,
     labels: Labels,
     out: Out,
-    loss: Annotated[
-        str, typer.Option(help="bce, dice, bce+dice, or mse (a style segmenter).")
-    ] = "bce",
-    target: SegTargetOption = "foreground",
+    config: ConfigFile = None,
+    preset: Preset = None,
     ignore_label: IgnoreLabel = None,
     steps: Steps = None,
     max_minutes: MaxMinutes = None,
-    seed: Seed = 0,
-    checkpoint_every: CheckpointEvery = 500,
+    seed: Seed = None,
+    checkpoint_every: CheckpointEvery = None,
     resume: Resume = False,
     batch_size: BatchSize = None,
     crop_size: CropSize = None,
-    learning_rate: LearningRate = 4e-4,
-    val_fraction: ValFraction = 0.1,
-    depth: Depth = 2,
-    base_channels: BaseChannels = 32,
-    device: Device = "auto",
+    learning_rate: LearningRate = None,
+    lr_schedule: LrSchedule = None,
+    val_fraction: ValFraction = None,
+    val_every: ValEvery = None,
+    augment: Augment = None,
+    depth: Depth = None,
+    base_channels: BaseChannels = None,
+    negative_slope: NegativeSlope = None,
+    device: Device = None,
+    loss: SegLossOption = None,
+    target: SegTargetOption = None,
     progress: Progress = True,
 ) -> None:
     """Train a segmenter on images and their labels (any non-zero label is foreground;
     --target instances learns to separate touching objects)."""
     from semdenoise.training import train_seg
 
-    _refuse_overwrite(out, images, labels)
-    if loss not in ("bce", "dice", "bce+dice", "mse"):
-        raise InputError(f"--loss {loss!r}: expected bce, dice, bce+dice or mse")
-    configs = _configs(**locals())
+    _refuse_overwrite(out, images, labels, config)
+    configs = _settings("seg", locals())
     model = train_seg(
         images,
         labels,
         unet=configs["unet"],
-        loss=loss,
-        target=target,
+        loss=configs["seg"].loss,
+        target=configs["seg"].target,
         ignore_label=ignore_label,
         train=configs["train"],
         out=out,
         resume=resume,
         progress=progress,
     )
-    _report_trained(out, model)
+    _report_trained(out, model, _save_settings("seg", out, configs))
 
 
 @train_app.command("joint")
@@ -218,77 +354,66 @@ def train_joint_command(
             "IMAGES folder by file name; images without a label file train the denoiser only."
         ),
     ] = None,
-    target: SegTargetOption = "foreground",
     ignore_label: IgnoreLabel = None,
     style_segmenter: Annotated[
         Path | None,
         typer.Option(help="Segmenter of a related task, frozen: unsupervised mode (Eq. 4)."),
     ] = None,
     init: Annotated[Path | None, typer.Option(help="Start the denoiser from an N2V model.")] = None,
-    denoise_weight: Annotated[
-        float | None, typer.Option(help=_help(JointConfig, "denoise_weight"))
-    ] = None,
-    segment_weight: Annotated[
-        float | None, typer.Option(help=_help(JointConfig, "segment_weight"))
-    ] = None,
-    pretrain_fraction: Annotated[
-        float, typer.Option(help=_help(JointConfig, "pretrain_fraction"))
-    ] = 0.1,
-    pretrain_denoiser: Annotated[
-        bool, typer.Option(help=_help(JointConfig, "pretrain_denoiser"))
-    ] = False,
-    style_gradient: Annotated[
-        bool, typer.Option(help=_help(JointConfig, "style_gradient"))
-    ] = False,
+    config: ConfigFile = None,
+    preset: Preset = None,
     steps: Steps = None,
     max_minutes: MaxMinutes = None,
-    seed: Seed = 0,
-    checkpoint_every: CheckpointEvery = 500,
+    seed: Seed = None,
+    checkpoint_every: CheckpointEvery = None,
     resume: Resume = False,
-    masking: Masking = "grid",
-    replacement: Replacement = "neighbour",
+    masking: Masking = None,
+    replacement: Replacement = None,
     n_masked: NMasked = None,
+    radius: Radius = None,
+    pixels_per_mask: PixelsPerMask = None,
+    patch_size: PatchSize = None,
+    patch_fraction: PatchFraction = None,
     batch_size: BatchSize = None,
     crop_size: CropSize = None,
-    learning_rate: LearningRate = 4e-4,
-    val_fraction: ValFraction = 0.1,
-    depth: Depth = 2,
-    base_channels: BaseChannels = 32,
-    residual: Residual = True,
-    device: Device = "auto",
+    learning_rate: LearningRate = None,
+    lr_schedule: LrSchedule = None,
+    val_fraction: ValFraction = None,
+    val_every: ValEvery = None,
+    augment: Augment = None,
+    depth: Depth = None,
+    base_channels: BaseChannels = None,
+    residual: Residual = None,
+    negative_slope: NegativeSlope = None,
+    device: Device = None,
+    target: SegmentTarget = None,
+    segment_loss: SegmentLoss = None,
+    denoise_weight: DenoiseWeight = None,
+    segment_weight: SegmentWeight = None,
+    pretrain_fraction: PretrainFraction = None,
+    pretrain_denoiser: PretrainDenoiser = None,
+    labelled_share: LabelledShare = None,
+    style_gradient: StyleGradient = None,
     progress: Progress = True,
 ) -> None:
     """Train denoiser and segmenter end to end: with --labels (Eq. 3) or with a frozen
     --style-segmenter (Eq. 4)."""
     from semdenoise.training import train_joint
 
-    _refuse_overwrite(out, images, labels, style_segmenter, init)
-    configs = _configs(**locals())
-    joint = parse(
-        JointConfig,
-        _given(
-            denoise_weight=denoise_weight,
-            segment_weight=segment_weight,
-            pretrain_fraction=pretrain_fraction,
-            pretrain_denoiser=pretrain_denoiser,
-            style_gradient=style_gradient,
-            segment_target=target,
-        ),
-        source="joint options",
-    )
+    _refuse_overwrite(out, images, labels, style_segmenter, init, config)
+    configs = _settings("joint", locals())
     model = train_joint(
         images,
         labels=labels,
         ignore_label=ignore_label,
         style_segmenter=style_segmenter,
         init=init,
-        joint=joint,
         **configs,
         out=out,
         resume=resume,
         progress=progress,
     )
-    _report_trained(out, model)
+    _report_trained(out, model, _save_settings("joint", out, configs))
 
 
 Model = Annotated[Path, typer.Argument(help="Model file.")]

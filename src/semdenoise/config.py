@@ -2,14 +2,17 @@
 
 Configs are pydantic models with ``extra="forbid"`` so that a typo in a YAML file or a
 model file is an error, not a silently ignored setting. A field's ``description`` is
-its CLI help.
+its CLI help and its default is the only default (the CLI passes on only what a user
+gave). A run's settings are one YAML file of sections (``train:``, ``unet:``, ...), one
+per config; :func:`resolve_settings` layers presets, such files and options.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -230,6 +233,15 @@ def parse(config_type: type[_Config], values: dict, *, source: str) -> _Config:
         raise InputError(f"{source}: {where}: {first['msg']}") from e
 
 
+def _one_line(error: Exception) -> str:
+    """YAML errors span lines (with a caret under the culprit); errors here are one line."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(error).split())
+
+
 def save_yaml(config: _Config, path: str | Path) -> None:
     """Write a config as YAML (human-editable, round-trips through ``load_yaml``)."""
     Path(path).write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
@@ -240,7 +252,7 @@ def load_yaml(config_type: type[_Config], path: str | Path) -> _Config:
     try:
         values = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"{path}: cannot read YAML config: {e}") from e
+        raise InputError(f"{path}: cannot read YAML config: {_one_line(e)}") from e
     if not isinstance(values, dict):
         raise InputError(f"{path}: expected a mapping of settings, found {type(values).__name__}")
     return parse(config_type, values, source=str(path))
@@ -248,6 +260,17 @@ def load_yaml(config_type: type[_Config], path: str | Path) -> _Config:
 
 SegLoss = Literal["bce", "dice", "bce+dice", "mse"]
 SegTarget = Literal["foreground", "instances"]  # see semdenoise.models.targets
+
+
+class SegConfig(_Config):
+    """What a segmenter trained on its own learns (paper §2.2; §2.3 for a style segmenter)."""
+
+    loss: SegLoss = Field("bce", description="bce, dice, bce+dice, or mse (a style segmenter).")
+    target: SegTarget = Field(
+        "foreground",
+        description="foreground (masks: any non-zero label) or instances (background / "
+        "interior / boundary, to separate touching objects; loss bce).",
+    )
 
 
 class JointConfig(_Config):
@@ -297,3 +320,107 @@ class JointConfig(_Config):
             default[0] if self.denoise_weight is None else self.denoise_weight,
             default[1] if self.segment_weight is None else self.segment_weight,
         )
+
+
+# A run's settings file: one section per config, named as the training functions name
+# their config arguments.
+SECTIONS: dict[str, type[_Config]] = {
+    "train": TrainConfig,
+    "unet": UNetConfig,
+    "masking": MaskingConfig,
+    "joint": JointConfig,
+    "seg": SegConfig,
+}
+
+Settings = Mapping[str, Mapping[str, Any]]
+"""Field values by section, e.g. ``{"train": {"steps": 100}, "unet": {"depth": 3}}``."""
+
+
+def read_settings(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A run's settings from a YAML file of sections; safe_load only, nothing is executed.
+
+    Only the shape is checked here; which sections and fields a command takes, and their
+    values, are checked by :func:`resolve_settings`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InputError(f"{path}: cannot read YAML config: {_one_line(e)}") from e
+    if not isinstance(document, dict):
+        raise InputError(
+            f"{path}: expected sections of settings ({', '.join(SECTIONS)}), "
+            f"found {type(document).__name__}"
+        )
+    settings = {}
+    for section, values in document.items():
+        if values is None:  # "masking:" with nothing under it
+            values = {}
+        if not isinstance(values, dict):
+            raise InputError(
+                f"{path}: {section}: expected a mapping of settings, found {type(values).__name__}"
+            )
+        settings[str(section)] = values
+    return settings
+
+
+def resolve_settings(
+    takes: Mapping[str, Collection[str]],
+    layers: Sequence[tuple[str, Settings]],
+    *,
+    command: str,
+) -> dict[str, _Config]:
+    """One validated config per section of ``takes``, from layers of settings.
+
+    Later layers win field by field, and fields no layer sets keep their config default
+    (the CLI passes defaults < preset < file < options). ``takes`` names the fields of
+    each section that ``command`` takes; anything else is an error. Each layer is
+    ``(source, settings)``, ``source`` naming it in errors with ``{section}`` standing
+    for the section (``"run.yaml: {section}"``), so a bad value is reported where it
+    was written: ``run.yaml: train: learning_rate: Input should be greater than 0``.
+    """
+    for source, settings in layers:
+        for section, values in settings.items():
+            where = source.replace("{section}", str(section))
+            if section not in takes:
+                raise InputError(
+                    f"{where}: not a section {command} takes (it takes {', '.join(takes)})"
+                )
+            for field in values:
+                if field not in takes[section]:
+                    raise InputError(f"{where}: {field}: not a setting {command} takes")
+    configs = {}
+    for section in takes:
+        values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        last = "defaults"
+        for source, settings in layers:
+            if settings.get(section):
+                last = source.replace("{section}", section)
+            for field, value in settings.get(section, {}).items():
+                values[field] = value
+                origin[field] = source.replace("{section}", section)
+        config_type = SECTIONS[section]
+        try:
+            configs[section] = config_type(**values)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = first["loc"]
+            # a field's error names the layer that set it; a check across fields, the
+            # last layer that set any of the section
+            source = origin.get(str(loc[0]), last) if loc else last
+            where = ".".join(str(p) for p in loc) or config_type.__name__
+            raise InputError(f"{source}: {where}: {first['msg']}") from e
+    return configs
+
+
+def dump_settings(configs: Mapping[str, _Config], takes: Mapping[str, Collection[str]]) -> str:
+    """The YAML that :func:`read_settings` reads back into ``configs``: every field of
+    ``takes``, defaults included, so a later change of a default cannot change a rerun."""
+    document = {
+        section: configs[section].model_dump(include=set(fields))
+        for section, fields in takes.items()
+    }
+    return yaml.safe_dump(document, sort_keys=False)

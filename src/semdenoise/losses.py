@@ -19,11 +19,9 @@ def n2v_loss(
     return (prediction[(b, 0, *coords)] - noisy[(b, 0, *coords)]).square().mean()
 
 
-def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` where ``weight`` is 1; 0 (with a gradient path) where no pixel
     counts, so a batch of unlabelled images adds nothing to the loss."""
-    if weight is None or bool(weight.all()):  # fully labelled: the plain mean, as before
-        return values.mean()
     return (values * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -58,22 +56,33 @@ def segmentation_loss(
     cross-entropy. ``weight`` (B, 1, ...) is 1 where a pixel is labelled, 0 where not
     (partial labels, ``--ignore-label``); the loss is the mean over labelled pixels.
     """
+    if weight is not None and bool(weight.all()):
+        weight = None  # every pixel labelled: the plain losses, as before partial labels
     if logits.shape[1] > 1:
         if kind != "bce":
             raise ValueError(f"a {logits.shape[1]}-class segmenter trains with bce (cross-entropy)")
+        if weight is None:
+            return F.cross_entropy(logits, labels[:, 0].long())
         per_pixel = F.cross_entropy(logits, labels[:, 0].long(), reduction="none")[:, None]
         return _weighted_mean(per_pixel, weight)
     if kind == "bce":
-        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        return _weighted_mean(bce, weight)
+        return _bce(logits, labels, weight)
     if kind == "dice":
         return dice_loss(logits, labels, weight=weight)
     if kind == "bce+dice":
-        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        return _weighted_mean(bce, weight) + dice_loss(logits, labels, weight=weight)
+        return _bce(logits, labels, weight) + dice_loss(logits, labels, weight=weight)
     if kind == "mse":
+        if weight is None:
+            return F.mse_loss(torch.sigmoid(logits), labels)
         return _weighted_mean(F.mse_loss(torch.sigmoid(logits), labels, reduction="none"), weight)
     raise ValueError(f"unknown segmentation loss {kind!r}")
+
+
+def _bce(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return _weighted_mean(bce, weight)
 
 
 def style_loss(denoised_unit: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -239,8 +239,10 @@ class ImageBank:
     """Images grouped into stacks of equal shape, so a batch of full images is one slice.
 
     Channel 0 holds the (normalised) image; labels, when there are some, ride along as
-    channel 1 (the target) and channel 2 (the loss weight: 0 where unlabelled), so
-    cropping and augmentation keep them aligned for free.
+    channel 1 (the target) and, when some pixels are unlabelled, channel 2 (the loss
+    weight: 0 there), so cropping and augmentation keep them aligned for free. Fully
+    labelled data carries no weight channel: it trains exactly as it did before partial
+    labels existed (the convolutions' rounding depends on the tensor layout).
     """
 
     stacks: list[torch.Tensor]  # each (N, C, H, W), or (N, C, Z, Y, X) for volumes
@@ -252,9 +254,13 @@ class ImageBank:
         labels: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> ImageBank:
         """``labels``: (target, weight) per image, from ``encode_labels``."""
+        weighted = labels is not None and not all(weight.all() for _, weight in labels)
         by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
         for index, image in enumerate(images):
-            planes = [image] if labels is None else [image, *labels[index]]
+            if labels is None:
+                planes = [image]
+            else:
+                planes = [image, *labels[index]] if weighted else [image, labels[index][0]]
             by_shape.setdefault(image.shape, []).append(np.stack(planes))
         stacks = [torch.from_numpy(np.stack(group)) for group in by_shape.values()]
         return cls(stacks=stacks)
@@ -326,6 +332,12 @@ class ImageBank:
             )
             crops.append(stack[(i, slice(None), *window)])
         return torch.stack(crops)
+
+
+def label_planes(sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The target (B, 1, ...) of a labelled batch and its loss weight (None: every pixel
+    is labelled)."""
+    return sample[:, 1:2], sample[:, 2:3] if sample.shape[1] > 2 else None
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -41,6 +41,7 @@ from semdenoise.training.data import (
     ImagesLike,
     LabelsLike,
     augment,
+    label_planes,
     prepare_training_data,
 )
 from semdenoise.training.n2v import blind_spot_mse, seeded_unet
@@ -143,9 +144,8 @@ class JointModule(TrainingModule):
 
     def segmentation_term(self, logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Eq. 3's l2 over the labelled pixels of the batch (0 for unlabelled images)."""
-        return segmentation_loss(
-            logits, sample[:, 1:2], self.joint.segment_loss, weight=sample[:, 2:3]
-        )
+        target, weight = label_planes(sample)
+        return segmentation_loss(logits, target, self.joint.segment_loss, weight=weight)
 
     def style_term(self, denoised: torch.Tensor) -> torch.Tensor:
         low, high = self.style_range

@@ -31,7 +31,13 @@ from semdenoise.models.targets import (
 )
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.training.data import ImageBank, ImagesLike, augment, prepare_training_data
+from semdenoise.training.data import (
+    ImageBank,
+    ImagesLike,
+    augment,
+    label_planes,
+    prepare_training_data,
+)
 from semdenoise.training.n2v import seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 
@@ -60,27 +66,27 @@ class SegModule(TrainingModule):
         )
         if self.train_config.augment:
             pairs = augment(pairs, self.generator)
-        loss = segmentation_loss(
-            self.segmenter(pairs[:, :1]), pairs[:, 1:2], self.loss_kind, pairs[:, 2:3]
-        )
+        target, weight = label_planes(pairs)
+        loss = segmentation_loss(self.segmenter(pairs[:, :1]), target, self.loss_kind, weight)
         self.check_finite(loss)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         return loss
 
     def validation_step(self, batch: int, batch_idx: int) -> None:
         pair = self._val_bank.image(batch_idx)
+        target, weight = label_planes(pair)
         logits = self.segmenter(pair[:, :1])
         self.log(
             "val_loss",
-            segmentation_loss(logits, pair[:, 1:2], self.loss_kind, pair[:, 2:3]),
+            segmentation_loss(logits, target, self.loss_kind, weight),
             prog_bar=True,
             on_epoch=True,
             batch_size=1,
         )
-        labelled = pair[:, 2:3] > 0
+        labelled = torch.ones_like(target, dtype=torch.bool) if weight is None else weight > 0
         self.log(
             "val_iou",
-            foreground_iou_torch(predicted_foreground(logits) & labelled, (pair[:, 1:2] > 0.5)),
+            foreground_iou_torch(predicted_foreground(logits) & labelled, target > 0.5),
             prog_bar=True,
             on_epoch=True,
             batch_size=1,
