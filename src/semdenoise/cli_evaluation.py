@@ -255,18 +255,12 @@ def reproduce_plaques(
 ) -> None:
     """§3.5: unsupervised joint training with a somata style segmenter, on synthetic plaques."""
     from semdenoise.evaluation.report import displayed
-    from semdenoise.experiments.plaques import PlaquesSettings, run_plaques, run_plaques_seeds
+    from semdenoise.experiments.plaques import PlaquesSettings, run_plaques_seeds
 
-    chosen = _seeds(seed, seeds, quick)
     settings = PlaquesSettings.quick(seed) if quick else PlaquesSettings(seed=seed)
-    if len(chosen) == 1:
-        result = run_plaques(out, settings)
-        rows = result["summary"]
-    else:
-        result = run_plaques_seeds(out, chosen, settings)
-        rows = result["rows"]
-    columns = ["method", "PSNR", "SSIM", "IoU", "F1"]
-    typer.echo(markdown_table([displayed(r) for r in rows], columns))
+    result = run_plaques_seeds(out, _seeds(seed, seeds, quick), settings)
+    columns = ["method", "PSNR", "SSIM", "IoU", "F1", "AP"]
+    typer.echo(markdown_table([displayed(r) for r in result["rows"]], columns))
     typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
 
 
@@ -281,14 +275,10 @@ def reproduce_em(
     ),
 ) -> None:
     """§3.4: N2V vs supervised joint on noisy EM at three noise levels."""
-    from semdenoise.experiments.em import EMSettings, run_em, run_em_seeds
+    from semdenoise.experiments.em import EMSettings, run_em_seeds
 
-    chosen = _seeds(seed, seeds, quick)
     settings = EMSettings.quick(seed) if quick else EMSettings(seed=seed)
-    if len(chosen) == 1:
-        result = run_em(out, settings, data=data)
-    else:
-        result = run_em_seeds(out, chosen, settings, data=data)
+    result = run_em_seeds(out, _seeds(seed, seeds, quick), settings, data=data)
     typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")
 
 
@@ -304,14 +294,10 @@ def reproduce_nuclei(
 ) -> None:
     """Few labels on noisy nuclei: a segmenter alone, N2V then a segmenter, or joint."""
     from semdenoise.evaluation.report import displayed
-    from semdenoise.experiments.nuclei import NucleiSettings, run_nuclei, run_nuclei_seeds
+    from semdenoise.experiments.nuclei import NucleiSettings, run_nuclei_seeds
 
-    chosen = _seeds(seed, seeds, quick)
     settings = NucleiSettings.quick(seed) if quick else NucleiSettings(seed=seed)
-    if len(chosen) == 1:
-        result = run_nuclei(out, settings, data=data)
-    else:
-        result = run_nuclei_seeds(out, chosen, settings, data=data)
+    result = run_nuclei_seeds(out, _seeds(seed, seeds, quick), settings, data=data)
     columns = ["sigma", "labelled", "method", "AP", "SEG", "F1", "PSNR"]
     typer.echo(markdown_table([displayed(r) for r in result["rows"]], columns))
     typer.echo(f"wrote {out / 'report.md'} ({result['wall_seconds']:.0f} s)")

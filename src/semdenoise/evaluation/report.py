@@ -41,20 +41,7 @@ SUMMARY_COLUMNS = (
     "own AP",
     "own SEG",
 )
-PER_IMAGE_COLUMNS = (
-    "method",
-    "image",
-    "PSNR",
-    "SSIM",
-    "IoU",
-    "F1",
-    "AP",
-    "SEG",
-    "own IoU",
-    "own F1",
-    "own AP",
-    "own SEG",
-)
+PER_IMAGE_COLUMNS = ("method", "image", *HIGHER_IS_BETTER)
 BAR_METRICS = ("PSNR", "SSIM", "IoU", "F1")
 
 

@@ -32,7 +32,7 @@ from semdenoise.errors import InputError
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.report import displayed, ruler_can_rank
 from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
-from semdenoise.experiments.seeds import SeedRun, run_seeds, write_seed_report
+from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
 from semdenoise.metrics import psnr
 from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table, write_report
@@ -220,8 +220,9 @@ def run_em_seeds(
     data: str | Path = DEFAULT_DATA,
 ) -> dict[str, Any]:
     """The experiment once per training seed into ``out/seed_<s>/``, and a report over
-    seeds in ``out``. The noise is the same for every seed (a fixed noise seed), so the
-    interval is over training: the ruler, N2V and joint are trained again."""
+    seeds in ``out`` (one seed: straight into ``out``). The noise is the same for every
+    seed (a fixed noise seed), so the interval is over training: the ruler, N2V and joint
+    are trained again."""
     settings = settings or EMSettings()
     load_em(data)  # a wrong folder fails before the first seed trains
 
@@ -229,21 +230,22 @@ def run_em_seeds(
         result = run_em(folder, replace(settings, seed=seed), data=data)
         return SeedRun(seed, result["rows"], result["downstream_ranked"], result["wall_seconds"])
 
-    runs = run_seeds(one, out, seeds)
-    cropped = f" (crops {settings.crop}x{settings.crop})" if settings.crop else ""
-    intro = (
-        f"Lucchi EM test slices{cropped}, Gaussian noise sigma "
-        f"{', '.join(f'{s:g}' for s in settings.sigmas)} (0–255, one fixed noise draw); "
-        f"N2V and supervised joint {settings.steps} steps each per sigma. Every seed trains "
-        "the fixed segmenter, N2V and joint again; the classic baselines do not change."
-    )
-    summary = write_seed_report(
-        out,
-        runs,
-        title="EM over seeds: N2V alone vs the supervised joint mode (paper §3.4)",
-        intro=intro,
-        reference="joint",
-        group=("sigma", "method"),
-        data={"settings": asdict(settings)},
-    )
-    return {**summary, "wall_seconds": sum(r.wall_seconds for r in runs)}
+    def report(runs: list[SeedRun]) -> dict[str, Any]:
+        cropped = f" (crops {settings.crop}x{settings.crop})" if settings.crop else ""
+        intro = (
+            f"Lucchi EM test slices{cropped}, Gaussian noise sigma "
+            f"{', '.join(f'{s:g}' for s in settings.sigmas)} (0–255, one fixed noise draw); "
+            f"N2V and supervised joint {settings.steps} steps each per sigma. Every seed trains "
+            "the fixed segmenter, N2V and joint again; the classic baselines do not change."
+        )
+        return write_seed_report(
+            out,
+            runs,
+            title="EM over seeds: N2V alone vs the supervised joint mode (paper §3.4)",
+            intro=intro,
+            reference="joint",
+            group=("sigma", "method"),
+            data={"settings": asdict(settings)},
+        )
+
+    return run_and_report(one, out, seeds, report)

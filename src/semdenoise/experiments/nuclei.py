@@ -41,7 +41,7 @@ from semdenoise.evaluation.evaluate import _pooled, _segmentation_scores
 from semdenoise.evaluation.intervals import add_intervals
 from semdenoise.evaluation.report import displayed
 from semdenoise.experiments.em import add_gaussian_noise
-from semdenoise.experiments.seeds import SeedRun, run_seeds, write_seed_report
+from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
 from semdenoise.metrics import psnr
 from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table, save_bars, save_curves, write_report
@@ -341,7 +341,7 @@ def run_nuclei_seeds(
     data: str | Path = DEFAULT_DATA,
 ) -> dict[str, Any]:
     """The experiment once per seed (which images are labelled, and all training) into
-    ``out/seed_<s>/``, and a report over seeds in ``out``."""
+    ``out/seed_<s>/``, and a report over seeds in ``out`` (one seed: straight into ``out``)."""
     settings = settings or NucleiSettings()
     load_nuclei(data)  # a wrong folder fails before the first seed trains
 
@@ -349,19 +349,20 @@ def run_nuclei_seeds(
         result = run_nuclei(folder, replace(settings, seed=seed), data=data)
         return SeedRun(seed, result["rows"], True, result["wall_seconds"])
 
-    runs = run_seeds(one, out, seeds)
-    summary = write_seed_report(
-        out,
-        runs,
-        title="Noisy nuclei with few labels over seeds: baseline, sequential, joint",
-        intro=(
-            "DSB2018 fluorescence nuclei, Gaussian noise on 0–255; every pipeline "
-            f"{settings.steps} steps in total. Each seed labels other training images and "
-            "trains every model again."
-        ),
-        reference="joint",
-        group=("sigma", "labelled", "method"),
-        scores=("AP", "SEG", "F1", "PSNR"),
-        data={"settings": asdict(settings)},
-    )
-    return {**summary, "wall_seconds": sum(r.wall_seconds for r in runs)}
+    def report(runs: list[SeedRun]) -> dict[str, Any]:
+        return write_seed_report(
+            out,
+            runs,
+            title="Noisy nuclei with few labels over seeds: baseline, sequential, joint",
+            intro=(
+                "DSB2018 fluorescence nuclei, Gaussian noise on 0–255; every pipeline "
+                f"{settings.steps} steps in total. Each seed labels other training images and "
+                "trains every model again."
+            ),
+            reference="joint",
+            group=("sigma", "labelled", "method"),
+            scores=("AP", "SEG", "F1", "PSNR"),
+            data={"settings": asdict(settings)},
+        )
+
+    return run_and_report(one, out, seeds, report)

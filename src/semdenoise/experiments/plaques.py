@@ -29,7 +29,7 @@ from semdenoise.config import JointConfig
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.report import ruler_can_rank
 from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
-from semdenoise.experiments.seeds import SeedRun, run_seeds, write_seed_report
+from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
 from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table
 from semdenoise.synth import make_set
@@ -167,26 +167,27 @@ def run_plaques_seeds(
     out: str | Path, seeds: Sequence[int], settings: PlaquesSettings | None = None
 ) -> dict[str, Any]:
     """The experiment once per seed (data, noise and training all follow the seed) into
-    ``out/seed_<s>/``, and a report over seeds in ``out``."""
+    ``out/seed_<s>/``, and a report over seeds in ``out`` (one seed: straight into ``out``)."""
     settings = settings or PlaquesSettings()
 
     def one(folder: Path, seed: int) -> SeedRun:
         result = run_plaques(folder, replace(settings, seed=seed))
         return SeedRun(seed, result["summary"], result["downstream_ranked"], result["wall_seconds"])
 
-    runs = run_seeds(one, out, seeds)
-    intro = (
-        f"Synthetic plaques, {settings.n_test} unseen test images per seed; N2V and joint "
-        f"{settings.steps} steps each. Every seed draws its own images and noise and trains "
-        "every model (style segmenter, ruler, N2V, joint) again, so the interval covers "
-        "both."
-    )
-    summary = write_seed_report(
-        out,
-        runs,
-        title="Synthetic plaques over seeds: unsupervised joint denoising (paper §3.5)",
-        intro=intro,
-        reference="joint",
-        data={"settings": asdict(settings)},
-    )
-    return {**summary, "wall_seconds": sum(r.wall_seconds for r in runs)}
+    def report(runs: list[SeedRun]) -> dict[str, Any]:
+        intro = (
+            f"Synthetic plaques, {settings.n_test} unseen test images per seed; N2V and joint "
+            f"{settings.steps} steps each. Every seed draws its own images and noise and trains "
+            "every model (style segmenter, ruler, N2V, joint) again, so the interval covers "
+            "both."
+        )
+        return write_seed_report(
+            out,
+            runs,
+            title="Synthetic plaques over seeds: unsupervised joint denoising (paper §3.5)",
+            intro=intro,
+            reference="joint",
+            data={"settings": asdict(settings)},
+        )
+
+    return run_and_report(one, out, seeds, report)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from semdenoise.evaluation.evaluate import CLEAN
-from semdenoise.evaluation.intervals import LEVEL, with_interval
+from semdenoise.evaluation.intervals import HIGHER_IS_BETTER, LEVEL, with_interval
 from semdenoise.report import markdown_table, write_report
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,22 @@ def run_seeds(
     return runs
 
 
+def run_and_report(
+    run_one: Callable[[Path, int], SeedRun],
+    out: str | Path,
+    seeds: Sequence[int],
+    report: Callable[[list[SeedRun]], dict[str, Any]],
+) -> dict[str, Any]:
+    """One seed: its run writes straight into ``out``. Several: each into
+    ``out/seed_<s>/`` and ``report(runs)`` writes the report over seeds into ``out``.
+    Returns the summary rows (``"rows"``) and the total wall time."""
+    if len(seeds) == 1:
+        run = run_one(Path(out), seeds[0])
+        return {"rows": run.rows, "wall_seconds": run.wall_seconds}
+    runs = run_seeds(run_one, out, seeds)
+    return {**report(runs), "wall_seconds": sum(r.wall_seconds for r in runs)}
+
+
 def _displayed(row: dict[str, Any], scores: Sequence[str]) -> dict[str, Any]:
     shown = {
         k: v for k, v in row.items() if k not in SEED_SCORES and not k.endswith(("CI", "seed"))
@@ -174,18 +190,7 @@ def write_seed_report(
     intro: str,
     reference: str,
     group: Sequence[str] = ("method",),
-    scores: Sequence[str] = (
-        "PSNR",
-        "SSIM",
-        "IoU",
-        "F1",
-        "AP",
-        "SEG",
-        "own IoU",
-        "own F1",
-        "own AP",
-        "own SEG",
-    ),
+    scores: Sequence[str] = HIGHER_IS_BETTER,
     data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """report.md / report.json over seeds beside the per-seed reports; returns the rows."""

@@ -53,18 +53,11 @@ def _read_raw(path: Path) -> np.ndarray:
 
 
 def _open_zarr_array(path: Path):
-    """The full-resolution array of a Zarr store: a plain array or an OME-Zarr group."""
-    import zarr
+    """The full-resolution array of a Zarr store: a plain array, an OME-Zarr image (its
+    singleton T/C axes squeezed away) or a bioformats2raw container's first image."""
+    from semdenoise.io.ome_zarr import open_image
 
-    node = zarr.open(str(path), mode="r")
-    if isinstance(node, zarr.Array):
-        return node
-    multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get("multiscales")
-    if multiscales:
-        return node[multiscales[0]["datasets"][0]["path"]]
-    if "0" in node:
-        return node["0"]
-    raise InputError(f"{path}: Zarr group holds no image array (no multiscales, no '0')")
+    return open_image(path)[0]
 
 
 def _read_file(path: Path) -> np.ndarray:
@@ -161,6 +154,8 @@ def write_image(
 ) -> None:
     """Write an array atomically as TIFF, NPY or Zarr (chosen by suffix).
 
+    Zarr is an OME-NGFF 0.5 multiscale pyramid (level ``0`` the array itself, then
+    halved levels; :func:`semdenoise.io.ome_zarr.write_pyramid`) of a 2-D or 3-D array.
     ``inputs`` are paths this call must never overwrite (the CLI passes its inputs).
     """
     path = Path(path)
@@ -183,13 +178,7 @@ def write_image(
         elif suffix == ".npy":
             with open(tmp, "wb") as handle:  # np.save on a path would append ".npy"
                 np.save(handle, image, allow_pickle=False)
-        else:
-            import zarr
+        else:  # an OME-NGFF pyramid, like the chunked Zarr output
+            from semdenoise.io.ome_zarr import write_ome_zarr
 
-            chunks = chunks or tuple(
-                min(s, 256 if i >= image.ndim - 2 else 1) for i, s in enumerate(image.shape)
-            )
-            array = zarr.create_array(
-                store=str(tmp), shape=image.shape, chunks=chunks, dtype=image.dtype
-            )
-            array[...] = image
+            write_ome_zarr(tmp, image, chunks=chunks, name=path.stem)

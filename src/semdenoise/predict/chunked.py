@@ -6,7 +6,9 @@ Every chunk is read with a halo of the network's receptive radius
 straight into its region of the output Zarr, so memory follows the chunk and the tile,
 never the image. A 2-D model works on (1, Y, X) chunks of a stack, with a halo in Y/X
 only. Chunk origins and halos are multiples of the network's pooling cell, so the
-result equals the in-memory one up to float rounding.
+result equals the in-memory one up to float rounding. When every chunk is written, the
+downsampled levels of an OME-NGFF pyramid are computed from it, level by level
+(:func:`semdenoise.io.ome_zarr.write_pyramid`), so viewers open the output at any zoom.
 
 The output is built under a hidden sibling name (``.OUT.zarr.partial``) and moved into
 place only when every chunk is written, so a reader never sees half an output. Each
@@ -33,6 +35,7 @@ import torch
 
 from semdenoise.errors import InputError, system_failure
 from semdenoise.io.atomic import move_into_place, remove_stale_siblings
+from semdenoise.io.ome_zarr import ImageSpace, create_level0, to_dask, write_pyramid
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.denoise import as_model, denoise
 
@@ -86,8 +89,10 @@ def denoise_zarr(
     source
         A Zarr array, or an (OME-)Zarr group whose full-resolution level is read.
     target
-        The output ``.zarr``: an OME-NGFF 0.5 group with the float32 result at ``0``
-        (Zarr v3, compressed, chunked like the work), plus the input's axes and scale.
+        The output ``.zarr``: an OME-NGFF 0.5 multiscale pyramid (Zarr v3, compressed,
+        chunked like the work) with the float32 result at ``0`` and its mean-downsampled
+        levels at ``1``, ``2``, ... (:func:`semdenoise.io.ome_zarr.pyramid_factors`),
+        in the input's axes, units, voxel size and origin.
     chunk_size, chunk_depth
         Y/X side and Z depth of the chunks worked on (and written); the Y/X side is
         rounded up to the network's pooling cell. Memory per worker is about
@@ -118,7 +123,7 @@ def denoise_zarr(
     if net is None:
         raise InputError(f"model of kind {model.kind!r} holds no denoiser")
     source, target = Path(source), Path(target)
-    array, ome = _open_source(source)
+    array, space = _open_source(source)
     _check_target(source, target)
     if chunk_size < 8 or chunk_depth < 1:
         raise InputError("--chunk-size must be at least 8 and the chunk depth at least 1")
@@ -164,7 +169,7 @@ def denoise_zarr(
     }
     partial = partial_path(target)
     remove_stale_siblings(target)  # what a killed earlier run left while moving into place
-    done = _prepare_partial(partial, fingerprint, array.shape, block, ome, resume=resume)
+    done = _prepare_partial(partial, fingerprint, array.shape, block, space, resume=resume)
     progress = partial / PROGRESS_DIR
     total = int(np.prod([len(c) for c in chunks]))
     logger.info(
@@ -178,7 +183,7 @@ def denoise_zarr(
     )
 
     plan = _Plan(model, str(source), str(partial), chunks, halos, options, on_chunk)
-    image = da.from_zarr(array, chunks=chunks)
+    image = to_dask(array, chunks)
     written = da.map_overlap(
         _denoise_chunk,
         image,
@@ -196,7 +201,7 @@ def denoise_zarr(
     missing = total - _count(progress)
     if missing:  # cannot happen unless the store was changed under us; never finish then
         raise InputError(f"{target}: {missing} chunk(s) were not written; run again to resume")
-    _finish(partial, target, fingerprint)
+    _finish(partial, target, fingerprint, space)
     logger.info("wrote %s in %.1f s", target, time.perf_counter() - started)
     return target
 
@@ -322,17 +327,17 @@ def model_digest(model: TrainedModel) -> str:
     return digest.hexdigest()[:16]
 
 
-def _open_source(path: Path) -> tuple[Any, dict[str, Any] | None]:
-    """The input array (full resolution) and its OME multiscale entry, if any."""
-    import zarr
-
+def _open_source(path: Path) -> tuple[Any, ImageSpace]:
+    """The input array (full resolution, singleton T/C axes squeezed away) and where it
+    lies in the world (its OME axes, voxel size and origin, or unit voxels)."""
     from semdenoise.io.images import _open_zarr_array
+    from semdenoise.io.ome_zarr import open_image
 
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     try:
         array = _open_zarr_array(path)
-        node = zarr.open(str(path), mode="r")
+        space = open_image(path)[1]
     except InputError:
         raise
     except Exception as e:
@@ -351,11 +356,7 @@ def _open_source(path: Path) -> tuple[Any, dict[str, Any] | None]:
             f"{path}: {array.ndim}-D array of shape {array.shape}, expected 2-D (Y, X) or "
             "3-D (Z, Y, X)"
         )
-    ome = None
-    if isinstance(node, zarr.Group):
-        multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get("multiscales")
-        ome = multiscales[0] if multiscales else None
-    return array, ome
+    return array, space or ImageSpace.default(array.ndim)
 
 
 def _check_target(source: Path, target: Path) -> None:
@@ -367,40 +368,12 @@ def _check_target(source: Path, target: Path) -> None:
         raise InputError(f"{target}: folder {target.parent} does not exist")
 
 
-def _ome_metadata(ndim: int, ome: dict[str, Any] | None) -> dict[str, Any]:
-    """OME-NGFF 0.5 multiscales for one full-resolution level, keeping the input's axes
-    and voxel size where it had them (napari and other viewers read this)."""
-    axes = [{"name": name, "type": "space"} for name in "zyx"[-ndim:]]
-    scale = [1.0] * ndim
-    if ome is not None:
-        if len(ome.get("axes", [])) == ndim:
-            axes = ome["axes"]
-        for transform in ome["datasets"][0].get("coordinateTransformations", []):
-            if transform.get("type") == "scale" and len(transform.get("scale", [])) == ndim:
-                scale = transform["scale"]
-    return {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "name": "denoised",
-                "axes": axes,
-                "datasets": [
-                    {
-                        "path": "0",
-                        "coordinateTransformations": [{"type": "scale", "scale": scale}],
-                    }
-                ],
-            }
-        ],
-    }
-
-
 def _prepare_partial(
     partial: Path,
     fingerprint: dict[str, Any],
     shape: tuple[int, ...],
     block: tuple[int, ...],
-    ome: dict[str, Any] | None,
+    space: ImageSpace,
     *,
     resume: bool,
 ) -> int:
@@ -416,13 +389,8 @@ def _prepare_partial(
         logger.info("starting over: %s is %s", partial, "not resumed" if not resume else "empty")
         shutil.rmtree(partial)
     group = zarr.open_group(str(partial), mode="w", zarr_format=3)
-    group.create_array("0", shape=shape, chunks=block, dtype="float32", fill_value=0.0)
-    group.attrs.update(
-        {
-            "ome": _ome_metadata(len(shape), ome),
-            "semdenoise": {"fingerprint": fingerprint, "complete": False},
-        }
-    )
+    create_level0(group, shape, block, "float32", space)
+    group.attrs["semdenoise"] = {"fingerprint": fingerprint, "complete": False}
     (partial / PROGRESS_DIR).mkdir()
     return 0
 
@@ -465,12 +433,18 @@ def _zarr_attrs(path: Path) -> dict[str, Any]:
     return dict(zarr.open_group(str(path), mode="r").attrs)
 
 
-def _finish(partial: Path, target: Path, fingerprint: dict[str, Any]) -> None:
-    """Mark complete, drop the markers and move the output into place (replacing an
-    older output only now, when the new one is whole)."""
+def _finish(partial: Path, target: Path, fingerprint: dict[str, Any], space: ImageSpace) -> None:
+    """Add the pyramid's downsampled levels, mark complete, drop the markers and move the
+    output into place (replacing an older output only now, when the new one is whole).
+
+    The levels come from the finished level 0; a run killed while writing them resumes
+    with every chunk done and writes them again.
+    """
     import zarr
 
     group = zarr.open_group(str(partial), mode="r+")
+    levels = write_pyramid(group, space, name="denoised")
+    logger.info("added %d downsampled level(s) for viewers", len(levels) - 1)
     group.attrs["semdenoise"] = {
         "source": fingerprint["source"],
         "model": fingerprint["model"],
