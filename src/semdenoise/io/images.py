@@ -170,6 +170,10 @@ def write_image(
             raise InputError(f"{path}: output would overwrite an input; choose another name")
     if not path.parent.exists():
         raise InputError(f"{path}: folder {path.parent} does not exist")
+    if suffix == ".zarr":
+        from semdenoise.io.ome_zarr import check_writable
+
+        check_writable(path, image)
     with atomic_path(path) as tmp:
         if suffix in (".tif", ".tiff"):
             import tifffile

@@ -350,6 +350,15 @@ def _halve(level: Any, halve: tuple[bool, ...], *, nearest: bool) -> Any:
     return da.coarsen(np.mean, level, axes).astype(level.dtype)
 
 
+def check_writable(path: str | Path, image: np.ndarray) -> None:
+    """Refuse what an OME-Zarr image of this project cannot hold (named by ``path``)."""
+    if image.ndim not in (2, 3):
+        raise InputError(
+            f"{path}: Zarr output holds a 2-D (Y, X) image or 3-D (Z, Y, X) stack, "
+            f"got {image.ndim}-D of shape {image.shape}"
+        )
+
+
 def write_ome_zarr(
     path: str | Path,
     image: np.ndarray,
@@ -363,11 +372,7 @@ def write_ome_zarr(
     ``name`` is the image's name that viewers show (napari: the layer's)."""
     import zarr
 
-    if image.ndim not in (2, 3):
-        raise InputError(
-            f"{path}: Zarr output holds a 2-D (Y, X) image or 3-D (Z, Y, X) stack, "
-            f"got {image.ndim}-D of shape {image.shape}"
-        )
+    check_writable(path, image)
     space = space or ImageSpace.default(image.ndim)
     chunks = chunks or tuple(
         min(s, 256 if i >= image.ndim - 2 else 1) for i, s in enumerate(image.shape)

@@ -87,7 +87,8 @@ def denoise_zarr(
     Parameters
     ----------
     source
-        A Zarr array, or an (OME-)Zarr group whose full-resolution level is read.
+        A Zarr array, or an OME-Zarr image whose full-resolution level is read (the
+        singleton T and C axes of a TCZYX image squeezed away).
     target
         The output ``.zarr``: an OME-NGFF 0.5 multiscale pyramid (Zarr v3, compressed,
         chunked like the work) with the float32 result at ``0`` and its mean-downsampled
