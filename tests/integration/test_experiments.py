@@ -135,7 +135,7 @@ def test_reproduce_nuclei_scores_three_pipelines_per_label_count(tmp_path):
     assert keys == [
         (count, method)
         for count in ("1", "all (4)")
-        for method in ("baseline", "sequential", "joint")
+        for method in ("baseline", "sequential", "joint", "joint from N2V")
     ]
     for row in result["rows"]:
         low, high = row["AP CI"]
@@ -145,6 +145,7 @@ def test_reproduce_nuclei_scores_three_pipelines_per_label_count(tmp_path):
     runs = {(r["labelled"], r["model"]): r["steps"] for r in result["runs"]}
     assert runs[("1", "sequential: N2V")] + runs[("1", "sequential: segmenter")] == 4
     assert runs[("1", "joint")] == runs[("1", "baseline segmenter")] == 4
+    assert runs[("1", "sequential: N2V")] + runs[("1", "joint from N2V (after the N2V steps)")] == 4
     data_json = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data_json["test_images"] == ["id2", "id5"]
     assert (tmp_path / "out" / "ap_sigma_20.png").stat().st_size > 1000

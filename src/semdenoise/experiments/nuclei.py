@@ -14,7 +14,10 @@ of training steps, all predicting instances (background / interior / boundary,
 - **sequential**: N2V on every noisy training image (``n2v_share`` of the steps), then
   a segmenter on the N2V output of the ``n`` labelled images (the rest);
 - **joint**: the supervised joint mode (Eq. 3) on every training image with the same
-  ``n`` labels; unlabelled images train its denoiser only.
+  ``n`` labels; unlabelled images train its denoiser only;
+- **joint from N2V**: the same, started from the sequential pipeline's N2V denoiser
+  (DenoiSeg's and the paper's warm start) for the rest of the steps, so that it too
+  spends ``n2v_share`` of its budget on N2V alone.
 
 Every pipeline segments the noisy test images into objects, scored against the true
 nuclei: AP at IoU 0.5 (TP / (TP + FP + FN)), SEG and F1, pooled over the test images
@@ -50,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path("../shared/data/dsb2018_fluo")
 NOISE_SEED = 2018
-METHODS = ("baseline", "sequential", "joint")
+METHODS = ("baseline", "sequential", "joint", "joint from N2V")
 SCORES = ("AP", "SEG", "F1", "PSNR")
 
 
@@ -64,6 +67,7 @@ class NucleiSettings:
     n2v_share: float = 0.5  # sequential: share of its steps that trains N2V
     crop: int = 128
     batch_size: int = 4
+    labelled_share: float = 0.5  # joint: share of steps drawing labelled images only
     seed: int = 0
 
     @classmethod
@@ -154,12 +158,18 @@ def train_pipelines(
     )
     logger.info("joint: %d images, %d labelled, %d steps", len(noisy), len(labelled), steps)
     partial = [labels[i] if i in set(labelled) else None for i in range(len(noisy))]
+    joint_config = JointConfig(segment_target="instances", labelled_share=settings.labelled_share)
     joint = train_joint(
+        list(noisy), labels=partial, unet=cpu_unet(), joint=joint_config, train=budget(steps)
+    )
+    logger.info("joint from N2V: %d steps", seg_steps)
+    warm = train_joint(
         list(noisy),
         labels=partial,
+        init=n2v,
         unet=cpu_unet(),
-        joint=JointConfig(segment_target="instances"),
-        train=budget(steps),
+        joint=joint_config,
+        train=budget(seg_steps),
     )
     pipelines: dict[str, Pipeline] = {
         "baseline": lambda image: (segment(baseline, image, instances=True), None),
@@ -168,6 +178,10 @@ def train_pipelines(
             restored,
         ),
         "joint": lambda image: (segment(joint, image, instances=True), denoise(joint, image)),
+        "joint from N2V": lambda image: (
+            segment(warm, image, instances=True),
+            denoise(warm, image),
+        ),
     }
     runs = [
         {"model": name, "steps": model.training["steps"]}
@@ -176,6 +190,7 @@ def train_pipelines(
             ("sequential: N2V", n2v),
             ("sequential: segmenter", sequential),
             ("joint", joint),
+            ("joint from N2V (after the N2V steps)", warm),
         )
     ]
     return pipelines, runs
