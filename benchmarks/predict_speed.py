@@ -39,9 +39,9 @@ import torch.nn.functional as F
 
 import semdenoise as sd
 from semdenoise.metrics import psnr
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 from semdenoise.predict.inference import conv_flops_per_pixel, inference_network
 from semdenoise.predict.tiling import predict_tiled
 

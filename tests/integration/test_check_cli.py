@@ -11,9 +11,9 @@ import tifffile
 import semdenoise as sd
 from semdenoise.evaluation.no_reference import BLIND_SPOT, NO_REFERENCE_COLUMNS
 from semdenoise.io import save_model
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 from semdenoise.report import markdown_table
 
 TINY_TRAINING = sd.TrainConfig(steps=4, batch_size=2, val_fraction=0.0)

@@ -255,9 +255,9 @@ def hidden(folder: Path) -> list[str]:
 def test_a_killed_denoise_never_leaves_a_partial_output_and_the_next_run_cleans_up(
     tmp_path, tiny_unet
 ):
+    from semdenoise.models.normalization import Normalization
     from semdenoise.models.trained import TrainedModel
     from semdenoise.models.unet import UNet
-    from semdenoise.normalization import Normalization
 
     model = tmp_path / "m.pt"
     sd.save_model(

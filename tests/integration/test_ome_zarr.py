@@ -9,9 +9,9 @@ import zarr
 import semdenoise as sd
 from semdenoise.io.images import read_label_ids
 from semdenoise.io.ome_zarr import ImageSpace, pyramid_factors, write_pyramid
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 from semdenoise.predict.chunked import PROGRESS_DIR, partial_path
 
 nz = pytest.importorskip("ngff_zarr", reason="the dev extra installs ngff-zarr[validate]")

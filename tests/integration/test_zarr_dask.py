@@ -6,9 +6,9 @@ import torch
 import zarr
 
 import semdenoise as sd
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 from semdenoise.predict.chunked import PROGRESS_DIR, partial_path
 
 

@@ -64,9 +64,9 @@ def test_writing_an_output_removes_what_killed_writers_left(tmp_path, dead_pid, 
 
 
 def test_model_files_and_checkpoints_clean_up_too(tmp_path, dead_pid, live_pid, tiny_unet):
+    from semdenoise.models.normalization import Normalization
     from semdenoise.models.trained import TrainedModel
     from semdenoise.models.unet import UNet
-    from semdenoise.normalization import Normalization
 
     model = TrainedModel("n2v", {"denoiser": UNet(tiny_unet)}, Normalization(0.0, 1.0), {})
     stale, running = leftovers(tmp_path, "m.pt", dead_pid, live_pid)
@@ -83,9 +83,9 @@ def test_a_zarr_run_removes_an_old_copy_left_mid_replace(tmp_path, dead_pid):
     old = tmp_path / f".out.zarr.{dead_pid}-0123abcd.old"
     old.mkdir()
     (old / "zarr.json").write_text("{}")
+    from semdenoise.models.normalization import Normalization
     from semdenoise.models.trained import TrainedModel
     from semdenoise.models.unet import UNet
-    from semdenoise.normalization import Normalization
 
     net = UNet(sd.UNetConfig(depth=1, base_channels=4)).eval()
     model = TrainedModel("n2v", {"denoiser": net}, Normalization(100.0, 20.0), {})

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import semdenoise as sd
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 
 DTYPES = ["bool", "uint8", "uint16", "int32", "float16", "float32", "float64"]
 PROPERTY = settings(

@@ -7,9 +7,9 @@ import torch
 import semdenoise as sd
 from semdenoise.errors import ModelFileError
 from semdenoise.io.model_file import model_to_dict
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 
 
 @pytest.fixture

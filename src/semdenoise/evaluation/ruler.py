@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from semdenoise.evaluation.evaluate import _pooled, _segmentation_scores
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
-from semdenoise.normalization import Normalization
 
 logger = logging.getLogger(__name__)
 

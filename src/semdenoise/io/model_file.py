@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError, ModelFileError, system_failure
 from semdenoise.io.atomic import atomic_path
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 
 FORMAT = "semdenoise-model"
 FORMAT_VERSION = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 
 
 @dataclass

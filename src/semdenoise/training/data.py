@@ -32,8 +32,8 @@ from semdenoise.io.images import (
     read_training_images,
     read_training_labels,
 )
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.targets import SegTarget, encode_labels
-from semdenoise.normalization import Normalization
 
 logger = logging.getLogger(__name__)
 

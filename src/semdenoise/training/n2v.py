@@ -28,9 +28,9 @@ from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
 from semdenoise.losses import n2v_loss
 from semdenoise.masking import mask_batch
+from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.normalization import Normalization
 from semdenoise.predict.tiling import predict_tiled
 from semdenoise.predict.tiling_3d import predict_tiled_3d
 from semdenoise.training.data import (
