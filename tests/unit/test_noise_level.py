@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from semdenoise.noise_level import estimate_noise_sigma
+from semdenoise.predict.noise_level import estimate_noise_sigma
 from semdenoise.synth.mesoscopic import somata_image
 
 

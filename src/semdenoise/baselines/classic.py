@@ -19,7 +19,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.restoration import calibrate_denoiser, denoise_nl_means, denoise_tv_chambolle
 
 from semdenoise.errors import DependencyError
-from semdenoise.noise_level import estimate_noise_sigma
+from semdenoise.predict.noise_level import estimate_noise_sigma
 
 Denoised = tuple[np.ndarray, dict[str, Any]]
 

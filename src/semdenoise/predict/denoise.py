@@ -12,7 +12,7 @@ from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.io.model_file import load_model
 from semdenoise.models.trained import TrainedModel
-from semdenoise.noise_level import estimate_noise_sigma
+from semdenoise.predict.noise_level import estimate_noise_sigma
 from semdenoise.predict.tiling import predict_tiled
 from semdenoise.predict.tiling_3d import predict_volume
 
