@@ -10,8 +10,8 @@ import torch
 
 import semdenoise as sd
 from semdenoise.errors import InputError
-from semdenoise.losses import n2v_loss
-from semdenoise.masking import mask_batch
+from semdenoise.training.losses import n2v_loss
+from semdenoise.training.masking import mask_batch
 
 LIGHTSHEET = (
     Path(__file__).resolve().parents[2].parent

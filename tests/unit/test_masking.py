@@ -3,8 +3,13 @@ import pytest
 import torch
 
 from semdenoise.config import MaskingConfig
-from semdenoise.losses import n2v_loss
-from semdenoise.masking import grid_positions, mask_batch, neighbour_positions, window_medians
+from semdenoise.training.losses import n2v_loss
+from semdenoise.training.masking import (
+    grid_positions,
+    mask_batch,
+    neighbour_positions,
+    window_medians,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:

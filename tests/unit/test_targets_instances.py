@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from semdenoise.errors import InputError
-from semdenoise.losses import segmentation_loss
 from semdenoise.models.targets import encode_labels, instance_classes
 from semdenoise.predict.instances import instances_from_classes, instances_from_mask
+from semdenoise.training.losses import segmentation_loss
 
 
 def two_touching_squares() -> np.ndarray:

@@ -32,7 +32,7 @@ import torch
 
 from semdenoise.config import MaskingConfig
 from semdenoise.errors import InputError
-from semdenoise.masking import mask_batch
+from semdenoise.training.masking import mask_batch
 
 Denoiser = Callable[[np.ndarray], np.ndarray]
 

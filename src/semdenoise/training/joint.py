@@ -31,8 +31,6 @@ import torch
 from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import load_model, save_model
-from semdenoise.losses import n2v_loss, segmentation_loss, style_loss
-from semdenoise.masking import mask_batch
 from semdenoise.models.targets import CHANNELS, check_target
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
@@ -44,6 +42,8 @@ from semdenoise.training.data import (
     label_planes,
     prepare_training_data,
 )
+from semdenoise.training.losses import n2v_loss, segmentation_loss, style_loss
+from semdenoise.training.masking import mask_batch
 from semdenoise.training.n2v import blind_spot_mse, seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 

@@ -26,8 +26,6 @@ from semdenoise.config import (
 )
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
-from semdenoise.losses import n2v_loss
-from semdenoise.masking import mask_batch
 from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
@@ -41,6 +39,8 @@ from semdenoise.training.data import (
     prepare_training_data,
     prepare_training_volumes,
 )
+from semdenoise.training.losses import n2v_loss
+from semdenoise.training.masking import mask_batch
 from semdenoise.training.runner import TrainingModule, run_training
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ import torch
 from semdenoise.config import SegLoss, TrainConfig, UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
-from semdenoise.losses import segmentation_loss
 from semdenoise.metrics import foreground_iou_torch
 from semdenoise.models.targets import (
     CHANNELS,
@@ -38,6 +37,7 @@ from semdenoise.training.data import (
     label_planes,
     prepare_training_data,
 )
+from semdenoise.training.losses import segmentation_loss
 from semdenoise.training.n2v import seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 
