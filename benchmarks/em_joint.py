@@ -41,7 +41,7 @@ import numpy as np
 import tifffile
 
 from cli_runs import recorded_args, semdenoise, train
-from semdenoise.metrics import foreground_iou, psnr, ssim
+from semdenoise.evaluation.metrics import foreground_iou, psnr, ssim
 from semdenoise.report import markdown_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_em"

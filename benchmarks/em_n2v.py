@@ -45,7 +45,7 @@ from scipy.ndimage import gaussian_filter
 
 import semdenoise as sd
 from cli_runs import recorded_args
-from semdenoise.metrics import psnr, ssim
+from semdenoise.evaluation.metrics import psnr, ssim
 from semdenoise.report import markdown_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lucchi_em"

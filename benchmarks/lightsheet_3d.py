@@ -39,7 +39,7 @@ from scipy.ndimage import gaussian_filter
 
 import semdenoise as sd
 from cli_runs import recorded_args
-from semdenoise.metrics import psnr, ssim
+from semdenoise.evaluation.metrics import psnr, ssim
 from semdenoise.report import markdown_table
 
 DATA = (

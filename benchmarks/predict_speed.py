@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 import semdenoise as sd
-from semdenoise.metrics import psnr
+from semdenoise.evaluation.metrics import psnr
 from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet

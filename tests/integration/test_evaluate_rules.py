@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 import semdenoise as sd
-from semdenoise.metrics import psnr
+from semdenoise.evaluation.metrics import psnr
 
 QUICK = sd.TrainConfig(steps=4, batch_size=2, val_fraction=0.0)
 

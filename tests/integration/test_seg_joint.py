@@ -28,7 +28,7 @@ def test_segmenter_learns_a_bright_foreground(labelled):
     assert not model.segmenter.config.residual
     predicted = sd.segment(model, noisy)
     assert predicted.dtype == np.uint8 and set(np.unique(predicted)) <= {0, 1}
-    from semdenoise.metrics import foreground_iou
+    from semdenoise.evaluation.metrics import foreground_iou
 
     assert foreground_iou(masks, predicted) > 0.5
     probabilities = sd.segment(model, noisy[0], probabilities=True)

@@ -5,7 +5,7 @@ import pytest
 
 from semdenoise.baselines import Method, build_baselines, classic_method
 from semdenoise.evaluation import evaluate, otsu_segmenter, write_evaluation
-from semdenoise.metrics import psnr
+from semdenoise.evaluation.metrics import psnr
 from semdenoise.synth import make_set
 
 

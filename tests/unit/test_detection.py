@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from semdenoise.metrics import detection_scores
+from semdenoise.evaluation.metrics import detection_scores
 
 
 def squares(*boxes: tuple[int, int, int, int], shape=(20, 20), labelled=False) -> np.ndarray:

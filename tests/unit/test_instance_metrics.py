@@ -8,8 +8,9 @@ import pytest
 from semdenoise.baselines import Method
 from semdenoise.evaluation import evaluate, write_evaluation
 from semdenoise.evaluation.intervals import add_intervals, separable_from_best
+from semdenoise.evaluation.metrics import detection_scores, object_scores_from_counts
 from semdenoise.experiments.seeds import SeedRun, over_seeds
-from semdenoise.metrics import detection_scores, object_scores_from_counts, objects_of
+from semdenoise.models.targets import objects_of
 
 
 def squares(*boxes: tuple[int, int, int, int], shape=(20, 20), labelled=False) -> np.ndarray:

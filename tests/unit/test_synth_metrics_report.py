@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from semdenoise.metrics import psnr, ssim
+from semdenoise.evaluation.metrics import psnr, ssim
 from semdenoise.report import markdown_table, save_panel, write_report
 from semdenoise.synth import add_poisson_gaussian, somata_image
 

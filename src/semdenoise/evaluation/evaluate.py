@@ -7,7 +7,8 @@ precision, recall, F1, mean matched IoU, and DenoiSeg's AP = TP / (TP + FP + FN)
 the Cell Tracking Challenge's SEG (mean over true objects of the IoU with the predicted
 object covering more than half of it); and for a supervised joint model the same
 read-outs of its own segmenter. A segmenter's objects are its instance labels when it
-gives them, else its mask's connected components (:func:`semdenoise.metrics.objects_of`).
+gives them, else its mask's connected components
+(:func:`semdenoise.models.targets.objects_of`).
 Rows for the noisy input and, for the segmentation read-outs, the clean image (the
 segmenter's ceiling) come first. Summary rows average PSNR/SSIM/IoU/Dice over images;
 detection counts are pooled over images before precision, recall, F1 and AP are
@@ -30,9 +31,7 @@ import numpy as np
 
 from semdenoise.baselines.methods import Method
 from semdenoise.evaluation.intervals import add_intervals
-from semdenoise.evaluation.no_reference import no_reference_checks, unchanged
-from semdenoise.evaluation.segmenters import Segmenter
-from semdenoise.metrics import (
+from semdenoise.evaluation.metrics import (
     detection_scores,
     dice,
     foreground_iou,
@@ -40,6 +39,8 @@ from semdenoise.metrics import (
     psnr,
     ssim,
 )
+from semdenoise.evaluation.no_reference import no_reference_checks, unchanged
+from semdenoise.evaluation.segmenters import Segmenter
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from semdenoise.metrics import object_scores_from_counts
+from semdenoise.evaluation.metrics import object_scores_from_counts
 
 RESAMPLES = 2000
 SEED = 20260

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from semdenoise.config import MaskingConfig, TrainConfig
-from semdenoise.metrics import psnr, ssim
+from semdenoise.evaluation.metrics import psnr, ssim
 from semdenoise.predict import denoise
 from semdenoise.presets import CPU_LEARNING_RATE, cpu_unet
 from semdenoise.report import markdown_table, save_curves, write_report

@@ -13,9 +13,9 @@ Targets:
   (the pixels of an object that touch another object or the background), as in
   DenoiSeg. A segmenter trained on them separates touching objects: interiors become
   the seeds of :func:`semdenoise.predict.instances.instances_from_classes`. Objects
-  are those of :func:`semdenoise.metrics.objects_of`: the distinct non-zero values of
-  a label image, or a mask's connected components (touching objects in a mask cannot
-  be told apart by anyone).
+  are those of :func:`objects_of` (also what evaluation scores): the distinct non-zero
+  values of a label image, or a mask's connected components (touching objects in a
+  mask cannot be told apart by anyone).
 """
 
 from __future__ import annotations
@@ -24,15 +24,41 @@ from typing import get_args
 
 import numpy as np
 import torch
-from skimage.segmentation import find_boundaries
+from skimage.measure import label
+from skimage.segmentation import find_boundaries, relabel_sequential
 
 from semdenoise.config import SegTarget
 from semdenoise.errors import InputError
-from semdenoise.metrics import objects_of
 
 SEG_TARGETS: tuple[SegTarget, ...] = get_args(SegTarget)
 CHANNELS: dict[SegTarget, int] = {"foreground": 1, "instances": 3}  # segmenter outputs
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+
+
+def objects_of(segmentation: np.ndarray) -> np.ndarray:
+    """The objects of a segmentation as consecutive labels 1..N (0 is background).
+
+    A mask (boolean, or one non-zero value such as 0/1 or 0/255) is split into its
+    connected components, so touching objects merge; an integer image with several
+    non-zero values is an instance image and each value is one object, as it is, even
+    where objects touch or one is in pieces.
+
+    >>> objects_of(np.array([[1, 1, 0, 1]])).tolist()
+    [[1, 1, 0, 2]]
+    >>> objects_of(np.array([[3, 7, 0, 3]])).tolist()
+    [[1, 2, 0, 1]]
+    """
+    segmentation = np.asarray(segmentation)
+    values = np.unique(segmentation)
+    if segmentation.dtype == bool or np.count_nonzero(values) <= 1:
+        return label(segmentation != 0)
+    if values[0] < 0 or not np.array_equal(values, np.round(values)):
+        raise ValueError(
+            "segmentation: expected a 0/1 mask or non-negative integer instance labels, "
+            f"found {segmentation.dtype} values from {values[0]} to {values[-1]}"
+        )
+    relabelled, _, _ = relabel_sequential(segmentation.astype(np.int64))
+    return relabelled
 
 
 def instance_classes(labels: np.ndarray) -> np.ndarray:

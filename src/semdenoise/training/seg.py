@@ -21,7 +21,6 @@ import torch
 from semdenoise.config import SegLoss, TrainConfig, UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
-from semdenoise.metrics import foreground_iou_torch
 from semdenoise.models.targets import (
     CHANNELS,
     SegTarget,
@@ -42,6 +41,14 @@ from semdenoise.training.n2v import seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 
 DEFAULT_SEG_BATCH = 4
+
+
+def foreground_iou_torch(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Foreground IoU of boolean tensors, for validation inside a training step."""
+    union = (prediction | truth).sum()
+    if union == 0:
+        return torch.ones((), device=prediction.device)
+    return (prediction & truth).sum() / union
 
 
 class SegModule(TrainingModule):

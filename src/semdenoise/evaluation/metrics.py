@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
-from skimage.measure import label
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from skimage.segmentation import relabel_sequential
+
+from semdenoise.models.targets import objects_of
 
 
 def psnr(clean: np.ndarray, image: np.ndarray, *, data_range: float) -> float:
@@ -38,14 +37,6 @@ def dice(truth: np.ndarray, prediction: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(truth, prediction).sum() / total)
 
 
-def foreground_iou_torch(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Foreground IoU of boolean tensors, for validation inside a training step."""
-    union = (prediction | truth).sum()
-    if union == 0:
-        return torch.ones((), device=prediction.device)
-    return (prediction & truth).sum() / union
-
-
 @dataclass(frozen=True)
 class DetectionScores:
     """Object-level recognition from a segmentation (the paper's Tab. 2–3 read-out), and
@@ -63,32 +54,6 @@ class DetectionScores:
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
-
-
-def objects_of(segmentation: np.ndarray) -> np.ndarray:
-    """The objects of a segmentation as consecutive labels 1..N (0 is background).
-
-    A mask (boolean, or one non-zero value such as 0/1 or 0/255) is split into its
-    connected components, so touching objects merge; an integer image with several
-    non-zero values is an instance image and each value is one object, as it is, even
-    where objects touch or one is in pieces.
-
-    >>> objects_of(np.array([[1, 1, 0, 1]])).tolist()
-    [[1, 1, 0, 2]]
-    >>> objects_of(np.array([[3, 7, 0, 3]])).tolist()
-    [[1, 2, 0, 1]]
-    """
-    segmentation = np.asarray(segmentation)
-    values = np.unique(segmentation)
-    if segmentation.dtype == bool or np.count_nonzero(values) <= 1:
-        return label(segmentation != 0)
-    if values[0] < 0 or not np.array_equal(values, np.round(values)):
-        raise ValueError(
-            "segmentation: expected a 0/1 mask or non-negative integer instance labels, "
-            f"found {segmentation.dtype} values from {values[0]} to {values[-1]}"
-        )
-    relabelled, _, _ = relabel_sequential(segmentation.astype(np.int64))
-    return relabelled
 
 
 def object_scores_from_counts(
