@@ -13,16 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from semdenoise import presets
 from semdenoise.cli_check import check_command
 from semdenoise.cli_evaluation import evaluate_command, reproduce_app, synth_command
 from semdenoise.config import (
+    PRESETS,
     SECTIONS,
     Settings,
     dump_settings,
     read_settings,
     resolve_settings,
 )
+from semdenoise.config import preset as named_preset
 from semdenoise.errors import InputError, SemdenoiseError, TrainingInterrupted
 
 app = typer.Typer(
@@ -96,7 +97,7 @@ ConfigFile = Annotated[
 Preset = Annotated[
     str | None,
     typer.Option(
-        help=f"Named settings ({', '.join(presets.PRESETS)}: docs/cli.md); --config and options "
+        help=f"Named settings ({', '.join(PRESETS)}: docs/cli.md); --config and options "
         "given here override it."
     ),
 ]
@@ -213,7 +214,7 @@ def _settings(command: str, options: dict[str, Any]) -> dict[str, Any]:
     layers: list[tuple[str, Settings]] = []
     if options["preset"] is not None:
         name = options["preset"]
-        values = presets.preset(name)  # only what this command takes: --preset cpu suits them all
+        values = named_preset(name)  # only what this command takes: --preset cpu suits them all
         chosen = {
             section: {k: v for k, v in values[section].items() if k in fields}
             for section, fields in takes.items()

@@ -10,8 +10,17 @@ import typer.main
 import yaml
 
 from semdenoise.cli import TRAIN_SETTINGS, app, option_name, settings_path
-from semdenoise.config import SECTIONS, JointConfig, MaskingConfig, TrainConfig, UNetConfig
-from semdenoise.presets import CPU_LEARNING_RATE, PRESETS, cpu_unet, preset
+from semdenoise.config import (
+    CPU_LEARNING_RATE,
+    PRESETS,
+    SECTIONS,
+    JointConfig,
+    MaskingConfig,
+    TrainConfig,
+    UNetConfig,
+    cpu_unet,
+    preset,
+)
 
 COMMANDS = tuple(TRAIN_SETTINGS)
 TINY = ["--steps", "3", "--depth", "2", "--base-channels", "4", "--val-fraction", "0"]

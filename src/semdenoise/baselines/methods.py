@@ -85,7 +85,7 @@ def n2v_method(
     """Train N2V (CPU preset) on the noisy images for ``steps`` (or fewer when
     ``max_minutes`` runs out first, which makes the result depend on the machine's load):
     a self-supervised baseline that, like the classic filters, sees no clean image."""
-    from semdenoise.presets import cpu_training, cpu_unet
+    from semdenoise.config import cpu_training, cpu_unet
     from semdenoise.training import train_n2v
 
     started = time.perf_counter()

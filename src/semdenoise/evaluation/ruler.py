@@ -124,8 +124,8 @@ def train_ruler(
     Returns the model with the weights of its best held-out score, and the record of
     every score (the clean score a report prints is ``record.best``).
     """
+    from semdenoise.config import cpu_training, cpu_unet
     from semdenoise.predict import segment
-    from semdenoise.presets import cpu_training, cpu_unet
     from semdenoise.training import train_seg
 
     settings = settings or RulerSettings()

@@ -27,14 +27,13 @@ import tifffile
 from scipy.ndimage import gaussian_filter
 
 from semdenoise.baselines import Method, build_baselines, model_method, resolve_baselines
-from semdenoise.config import JointConfig
+from semdenoise.config import JointConfig, cpu_training, cpu_unet
 from semdenoise.errors import InputError
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.metrics import psnr
 from semdenoise.evaluation.report import displayed, ruler_can_rank
 from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
 from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
-from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table, write_report
 from semdenoise.training import train_joint, train_n2v
 

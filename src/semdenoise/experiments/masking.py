@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from semdenoise.config import MaskingConfig, TrainConfig
+from semdenoise.config import CPU_LEARNING_RATE, MaskingConfig, TrainConfig, cpu_unet
 from semdenoise.evaluation.metrics import psnr, ssim
 from semdenoise.predict import denoise
-from semdenoise.presets import CPU_LEARNING_RATE, cpu_unet
 from semdenoise.report import markdown_table, save_curves, write_report
 from semdenoise.synth import make_set
 from semdenoise.training import train_n2v

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from semdenoise.config import JointConfig
+from semdenoise.config import JointConfig, cpu_training, cpu_unet
 from semdenoise.errors import InputError
 from semdenoise.evaluation.evaluate import _pooled, _segmentation_scores
 from semdenoise.evaluation.intervals import add_intervals
@@ -46,7 +46,6 @@ from semdenoise.evaluation.metrics import psnr
 from semdenoise.evaluation.report import displayed
 from semdenoise.experiments.em import add_gaussian_noise
 from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
-from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table, save_bars, save_curves, write_report
 
 logger = logging.getLogger(__name__)

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from semdenoise.baselines import build_baselines, model_method, resolve_baselines
-from semdenoise.config import JointConfig
+from semdenoise.config import JointConfig, cpu_training, cpu_unet
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.report import ruler_can_rank
 from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
 from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
-from semdenoise.presets import cpu_training, cpu_unet
 from semdenoise.report import markdown_table
 from semdenoise.synth import make_set
 from semdenoise.training import train_joint, train_n2v, train_seg
