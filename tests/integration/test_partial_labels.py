@@ -140,9 +140,10 @@ def test_instance_segmenter_learns_to_split_touching_nuclei(tmp_path, tiny_unet)
 
 def test_with_few_labels_a_share_of_the_steps_draws_only_labelled_images(tiny_unet):
     from semdenoise.config import JointConfig, MaskingConfig
-    from semdenoise.training.data import label_planes, prepare_training_data
     from semdenoise.training.joint import JointModule
+    from semdenoise.training.loading import prepare_training_data
     from semdenoise.training.n2v import seeded_unet
+    from semdenoise.training.sampling import label_planes
 
     rng = np.random.default_rng(0)
     pairs = [nuclei(rng) for _ in range(10)]
@@ -164,6 +165,7 @@ def test_with_few_labels_a_share_of_the_steps_draws_only_labelled_images(tiny_un
             labelled_bank=data.labelled_bank,
         )
         module.generator = torch.Generator().manual_seed(0)
+
         def all_labelled(batch) -> bool:
             weight = label_planes(batch)[1]
             return weight is None or bool(weight.all())

@@ -109,7 +109,7 @@ def test_unsupervised_joint_keeps_the_style_segmenter_frozen(labelled, tiny_unet
 def test_style_gradient_option_reaches_the_denoiser_through_the_segmenter(labelled, tiny_unet):
     _, noisy, masks = labelled
     style = sd.train_seg(noisy, masks, unet=tiny_unet, loss="mse", train=QUICK)
-    bank = sd.training.data.ImageBank.from_arrays([noisy[0] / noisy.std()])
+    bank = sd.training.sampling.ImageBank.from_arrays([noisy[0] / noisy.std()])
     grads = {}
     for flag in (False, True):
         torch.manual_seed(0)

@@ -11,13 +11,13 @@ from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling_3d import blend_weights_3d, predict_tiled_3d
-from semdenoise.training.data import augment
 from semdenoise.training.masking import (
     grid_positions,
     mask_batch,
     neighbour_positions,
     window_medians,
 )
+from semdenoise.training.sampling import augment
 
 
 def gen(seed: int = 0) -> torch.Generator:

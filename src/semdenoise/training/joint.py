@@ -34,18 +34,12 @@ from semdenoise.io.model_file import load_model, save_model
 from semdenoise.models.targets import CHANNELS, check_target
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.training.data import (
-    ImageBank,
-    ImagesLike,
-    LabelsLike,
-    augment,
-    label_planes,
-    prepare_training_data,
-)
+from semdenoise.training.loading import ImagesLike, LabelsLike, prepare_training_data
 from semdenoise.training.losses import n2v_loss, segmentation_loss, style_loss
 from semdenoise.training.masking import mask_batch
 from semdenoise.training.n2v import blind_spot_mse, seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
+from semdenoise.training.sampling import ImageBank, augment, label_planes
 
 logger = logging.getLogger(__name__)
 

@@ -31,17 +31,11 @@ from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling import predict_tiled
 from semdenoise.predict.tiling_3d import predict_tiled_3d
-from semdenoise.training.data import (
-    ImageBank,
-    ImagesLike,
-    augment,
-    centre_crop,
-    prepare_training_data,
-    prepare_training_volumes,
-)
+from semdenoise.training.loading import ImagesLike, prepare_training_data, prepare_training_volumes
 from semdenoise.training.losses import n2v_loss
 from semdenoise.training.masking import mask_batch
 from semdenoise.training.runner import TrainingModule, run_training
+from semdenoise.training.sampling import ImageBank, augment, centre_crop
 
 logger = logging.getLogger(__name__)
 

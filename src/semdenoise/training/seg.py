@@ -29,16 +29,11 @@ from semdenoise.models.targets import (
 )
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.training.data import (
-    ImageBank,
-    ImagesLike,
-    augment,
-    label_planes,
-    prepare_training_data,
-)
+from semdenoise.training.loading import ImagesLike, prepare_training_data
 from semdenoise.training.losses import segmentation_loss
 from semdenoise.training.n2v import seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
+from semdenoise.training.sampling import ImageBank, augment, label_planes
 
 DEFAULT_SEG_BATCH = 4
 

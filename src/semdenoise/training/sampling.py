@@ -1,0 +1,144 @@
+"""Training images held on the training device and sampled inside the step.
+
+Sampling (like masking) happens on the device, driven by an explicit generator, so a
+step costs no host round trip and a resumed run can restore the sampler's state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ImageBank:
+    """Images grouped into stacks of equal shape, so a batch of full images is one slice.
+
+    Channel 0 holds the (normalised) image; labels, when there are some, ride along as
+    channel 1 (the target) and, when some pixels are unlabelled, channel 2 (the loss
+    weight: 0 there), so cropping and augmentation keep them aligned for free. Fully
+    labelled data carries no weight channel: it trains exactly as it did before partial
+    labels existed (the convolutions' rounding depends on the tensor layout).
+    """
+
+    stacks: list[torch.Tensor]  # each (N, C, H, W), or (N, C, Z, Y, X) for volumes
+
+    @classmethod
+    def from_arrays(
+        cls,
+        images: Sequence[np.ndarray],
+        labels: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> ImageBank:
+        """``labels``: (target, weight) per image, from ``encode_labels``."""
+        weighted = labels is not None and not all(weight.all() for _, weight in labels)
+        by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
+        for index, image in enumerate(images):
+            if labels is None:
+                planes = [image]
+            else:
+                planes = [image, *labels[index]] if weighted else [image, labels[index][0]]
+            by_shape.setdefault(image.shape, []).append(np.stack(planes))
+        stacks = [torch.from_numpy(np.stack(group)) for group in by_shape.values()]
+        return cls(stacks=stacks)
+
+    def to(self, device: torch.device) -> ImageBank:
+        return ImageBank([stack.to(device) for stack in self.stacks])
+
+    @property
+    def count(self) -> int:
+        return sum(len(stack) for stack in self.stacks)
+
+    def image(self, index: int) -> torch.Tensor:
+        """The ``index``-th image (over all stacks) as a batch of one, (1, C, H, W)."""
+        for stack in self.stacks:
+            if index < len(stack):
+                return stack[index : index + 1]
+            index -= len(stack)
+        raise IndexError(index)
+
+    def sample(
+        self, batch: int, crop_size: int | Sequence[int] | None, generator: torch.Generator
+    ) -> torch.Tensor:
+        """A training batch: whole images, or random crops when a size is given."""
+        if crop_size is None:
+            return self.full_images(batch, generator)
+        return self.crops(batch, crop_size, generator)
+
+    def _pick_stack(self, generator: torch.Generator) -> torch.Tensor:
+        counts = torch.tensor([float(len(s)) for s in self.stacks], device=generator.device)
+        return self.stacks[int(torch.multinomial(counts, 1, generator=generator))]
+
+    def full_images(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``batch`` whole images of one shape (drawn with replacement if the group is small)."""
+        stack = self._pick_stack(generator)
+        index = torch.randint(len(stack), (batch,), generator=generator, device=generator.device)
+        return stack[index]
+
+    def crops(
+        self, batch: int, size: int | Sequence[int], generator: torch.Generator
+    ) -> torch.Tensor:
+        """``batch`` random crops, images drawn in proportion to their pixel count.
+
+        An int is a square crop (clipped to the smallest side of any image); a sequence
+        gives one side per spatial axis, each clipped to the smallest image along it
+        (volumes: (Z, Y, X), so a volume thinner than the crop is used whole in Z).
+        """
+        ndim = self.stacks[0].ndim - 2
+        if isinstance(size, int):
+            sizes = (min(size, *(min(s.shape[2:]) for s in self.stacks)),) * ndim
+        else:
+            sizes = tuple(
+                min(side, *(s.shape[2 + axis] for s in self.stacks))
+                for axis, side in enumerate(size)
+            )
+        areas = torch.tensor(
+            [float(math.prod(s.shape[2:]) * len(s)) for s in self.stacks],
+            device=generator.device,
+        )
+        crops = []
+        choice = torch.multinomial(areas, batch, replacement=True, generator=generator)
+        for k in choice.tolist():
+            stack = self.stacks[k]
+            u = torch.rand(1 + ndim, generator=generator, device=generator.device).tolist()
+            i = int(u[0] * len(stack))
+            window = tuple(
+                slice(start, start + side)
+                for side, extent, fraction in zip(sizes, stack.shape[2:], u[1:], strict=True)
+                for start in [int(fraction * (extent - side + 1))]
+            )
+            crops.append(stack[(i, slice(None), *window)])
+        return torch.stack(crops)
+
+
+def label_planes(sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The target (B, 1, ...) of a labelled batch and its loss weight (None: every pixel
+    is labelled)."""
+    return sample[:, 1:2], sample[:, 2:3] if sample.shape[1] > 2 else None
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One of the 8 rotations/flips of the square's symmetry group, for the whole batch.
+
+    Volumes (B, C, Z, Y, X) get those 8 in Y/X and, independently, a Z flip: the 16
+    symmetries that keep an anisotropic voxel grid (thick Z slices) as it is.
+    """
+    volume = batch.ndim == 5
+    k = int(torch.randint(16 if volume else 8, (1,), generator=generator, device=generator.device))
+    batch = torch.rot90(batch, k % 4, dims=(-2, -1))
+    batch = batch.flip(-1) if k % 8 >= 4 else batch
+    return batch.flip(-3) if k >= 8 else batch
+
+
+def centre_crop(batch: torch.Tensor, shape: Sequence[int] | None) -> torch.Tensor:
+    """The central ``shape`` (clipped to the batch) of a (B, C, ...) batch; all if None."""
+    if shape is None:
+        return batch
+    window = tuple(
+        slice((extent - min(side, extent)) // 2, (extent - min(side, extent)) // 2 + side)
+        for side, extent in zip(shape, batch.shape[2:], strict=True)
+    )
+    return batch[(slice(None), slice(None), *window)]
