@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from semdenoise.errors import InputError
@@ -105,19 +104,6 @@ def _method_specs(specs: list[str]) -> list[tuple[str, Path]]:
     return parsed
 
 
-def _read_matching(
-    path: Path | None, shape: tuple[int, ...], what: str, reader
-) -> np.ndarray | None:
-    if path is None:
-        return None
-    array = reader(path)
-    if array.shape != shape:
-        raise InputError(
-            f"{path}: {what} of shape {array.shape} do not match the noisy images {shape}"
-        )
-    return array
-
-
 def evaluate_command(
     noisy: Annotated[Path, typer.Option("--noisy", help="Noisy image or stack to denoise.")],
     out: ReportDir,
@@ -170,78 +156,23 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Compare denoisers on the same images: report.md, report.json and figures."""
-    from semdenoise.baselines import (
-        build_baselines,
-        model_method,
-        noise_sigma_rule,
-        resolve_baselines,
-    )
-    from semdenoise.evaluation import evaluate, model_segmenter, otsu_segmenter, write_evaluation
-    from semdenoise.io import load_model, read_image
-    from semdenoise.io.images import read_label_ids, read_labels
+    from semdenoise.evaluation import evaluate_files
 
     specs = _method_specs(method or [])
     names = [] if baselines == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
-    if not specs and not names:
-        raise InputError("nothing to evaluate: give --method NAME=MODEL.pt and/or --baselines")
-    try:  # unknown names and missing optional packages stop here, before any work
-        names = resolve_baselines(names)
-    except ValueError as e:
-        raise InputError(f"--baselines: {e}") from None
-    noisy_images = read_image(noisy)
-    shape = noisy_images.shape
-    clean_images = _read_matching(clean, shape, "clean images", read_image)
-    label_images = _read_matching(labels, shape, "labels", read_labels)
-    instance_images = _read_matching(instances, shape, "instances", read_label_ids)
-    if instances is not None and labels is None:
-        raise InputError("--instances needs --labels (the target masks) too")
-    given = []  # the user's models, under the same noise-sigma rule as the baselines
-    for name, path in specs:
-        model = load_model(path)
-        if model.denoiser is None:
-            raise InputError(f"--method {name}: {path} holds no denoiser")
-        try:
-            given.append(model_method(name, model, noise_sigma=noise_sigma))
-        except InputError as e:
-            raise InputError(f"--method {name}: {path}: {e}") from None
-    fixed = None
-    if label_images is not None:
-        if segmenter in (None, "otsu"):
-            fixed = otsu_segmenter
-        else:
-            seg_model = load_model(segmenter)
-            if seg_model.segmenter is None:
-                raise InputError(f"--segmenter {segmenter}: holds no segmenter")
-            fixed = model_segmenter(seg_model)
-    stack = noisy_images if noisy_images.ndim == 3 else noisy_images[None]
-    methods = build_baselines(
-        names,
-        stack,
-        steps=baseline_steps,
-        max_minutes=baseline_minutes,
-        noise_sigma=noise_sigma,
-    )
-    methods += given
-    try:
-        evaluation = evaluate(
-            noisy_images,
-            methods,
-            clean=clean_images,
-            labels=label_images,
-            instances=instance_images,
-            segmenter=fixed,
-            data_range=data_range,
-        )
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    report = write_evaluation(
-        evaluation,
+    report = evaluate_files(
+        noisy,
         out,
-        title=f"Evaluation of {noisy.name}",
-        intro=" ".join(
-            [f"Fixed segmenter: {segmenter or 'otsu'}." if fixed is not None else ""]
-            + [noise_sigma_rule(noise_sigma)]
-        ).strip(),
+        clean=clean,
+        labels=labels,
+        instances=instances,
+        models=specs,
+        baselines=names,
+        segmenter=segmenter,
+        baseline_steps=baseline_steps,
+        baseline_minutes=baseline_minutes,
+        noise_sigma=noise_sigma,
+        data_range=data_range,
     )
     typer.echo(f"wrote {report}")
 

@@ -1,6 +1,7 @@
 """Evaluate denoisers against each other and baselines; write the report."""
 
 from semdenoise.evaluation.evaluate import Evaluation, evaluate
+from semdenoise.evaluation.files import evaluate_files
 from semdenoise.evaluation.no_reference import (
     NO_REFERENCE_COLUMNS,
     blind_spot_loss,
@@ -18,6 +19,7 @@ __all__ = [
     "Evaluation",
     "blind_spot_loss",
     "evaluate",
+    "evaluate_files",
     "model_segmenter",
     "no_reference_checks",
     "otsu_segmenter",
