@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "JointConfig": "semdenoise.config",
     "MaskingConfig": "semdenoise.config",
+    "NoiseConfig": "semdenoise.config",
     "TrainConfig": "semdenoise.config",
     "UNetConfig": "semdenoise.config",
     "InputError": "semdenoise.errors",
@@ -45,7 +46,13 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
+    from semdenoise.config import (
+        JointConfig,
+        MaskingConfig,
+        NoiseConfig,
+        TrainConfig,
+        UNetConfig,
+    )
     from semdenoise.errors import (
         InputError,
         ModelFileError,
@@ -78,6 +85,7 @@ __all__ = [
     "JointConfig",
     "MaskingConfig",
     "ModelFileError",
+    "NoiseConfig",
     "SemdenoiseError",
     "TrainConfig",
     "TrainedModel",

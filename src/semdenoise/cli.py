@@ -51,6 +51,7 @@ _PANELS = {
     "masking": "Masking (section masking:)",
     "joint": "Joint training (section joint:)",
     "seg": "Segmenter (section seg:)",
+    "noise": "Noise model (section noise:)",
 }
 
 
@@ -129,6 +130,8 @@ PixelsPerMask = Annotated[float | None, _option("masking", "pixels_per_mask")]
 NMasked = Annotated[int | None, _option("masking", "n_masked")]
 PatchSize = Annotated[int | None, _option("masking", "patch_size")]
 PatchFraction = Annotated[float | None, _option("masking", "patch_fraction")]
+NoiseModelKind = Annotated[str | None, _option("noise", "model", "--noise-model")]
+NoiseQuantile = Annotated[float | None, _option("noise", "quantile", "--noise-quantile")]
 DenoiseWeight = Annotated[float | None, _option("joint", "denoise_weight")]
 SegmentWeight = Annotated[float | None, _option("joint", "segment_weight")]
 PretrainFraction = Annotated[float | None, _option("joint", "pretrain_fraction")]
@@ -167,6 +170,7 @@ TRAIN_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "train": _fields("train"),
         "unet": _fields("unet", without=_SET_BY_MODE),
         "masking": _fields("masking"),
+        "noise": _fields("noise"),
     },
     "seg": {
         "train": _fields("train", without=("crop_depth",)),
@@ -182,7 +186,12 @@ TRAIN_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 # Option names that are not their field's name (promised before the configs existed).
-_OPTION_NAMES = {("masking", "mode"): "masking", ("joint", "segment_target"): "target"}
+_OPTION_NAMES = {
+    ("masking", "mode"): "masking",
+    ("joint", "segment_target"): "target",
+    ("noise", "model"): "noise_model",
+    ("noise", "quantile"): "noise_quantile",
+}
 
 
 def option_name(section: str, field: str) -> str:
@@ -268,6 +277,8 @@ def train_n2v_command(
     pixels_per_mask: PixelsPerMask = None,
     patch_size: PatchSize = None,
     patch_fraction: PatchFraction = None,
+    noise_model: NoiseModelKind = None,
+    noise_quantile: NoiseQuantile = None,
     batch_size: BatchSize = None,
     crop_size: CropSize = None,
     crop_depth: CropDepth = None,
@@ -457,6 +468,14 @@ def denoise_command(
             "slice: blends the observed pixel back in (N2V models).",
         ),
     ] = None,
+    posterior: Annotated[
+        bool,
+        typer.Option(
+            help="A model with a learned noise model (train n2v --noise-model): combine "
+            "its prediction with the observed pixel by the posterior mean; "
+            "--no-posterior: its blind-spot prediction alone."
+        ),
+    ] = True,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -489,7 +508,7 @@ def denoise_command(
 
     _refuse_overwrite(target, source, model)
     _check_prediction_options(1024 if tile_size is None else tile_size, batch_size)
-    options = {"batch_size": batch_size, "device": device, "tta": tta}
+    options = {"batch_size": batch_size, "device": device, "tta": tta, "posterior": posterior}
     options |= _given(tile_size=tile_size)
     if source.suffix.lower() == ".zarr" and target.suffix.lower() == ".zarr":
         denoise_zarr(

@@ -162,6 +162,26 @@ class MaskingConfig(_Config):
         return tuple(min(size, max(1, round(size / cell))) for size in sizes)
 
 
+class NoiseConfig(_Config):
+    """The noise model an N2V denoiser learns with it (models/noise_model.py): with one,
+    ``denoise`` combines the blind-spot prediction with the observed pixel, per pixel,
+    without being told the noise level."""
+
+    model: Literal["none", "gaussian", "poisson-gaussian"] = Field(
+        "none",
+        description="none: the blind-spot prediction alone; gaussian: noise of one "
+        "variance (EM, natural images); poisson-gaussian: variance growing with the "
+        "signal (fluorescence). Adds a variance head to the network.",
+    )
+    quantile: float = Field(
+        0.02,
+        gt=0.0,
+        lt=0.5,
+        description="Share of training pixels whose predicted variance is taken as pure "
+        "noise (the lower envelope the noise model is fitted to).",
+    )
+
+
 class TrainConfig(_Config):
     """How long and how to train; stored in the model file for provenance."""
 
@@ -331,6 +351,7 @@ SECTIONS: dict[str, type[_Config]] = {
     "masking": MaskingConfig,
     "joint": JointConfig,
     "seg": SegConfig,
+    "noise": NoiseConfig,
 }
 
 Settings = Mapping[str, Mapping[str, Any]]

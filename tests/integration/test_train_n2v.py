@@ -203,3 +203,81 @@ def test_nan_loss_stops_with_the_step(noisy_stack, tiny_unet, monkeypatch):
     monkeypatch.setattr(n2v, "n2v_loss", lambda *a: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(sd.TrainingError, match="became nan at step 0"):
         sd.train_n2v(noisy_stack[1], unet=tiny_unet, train=QUICK)
+
+
+def test_a_learned_noise_model_is_stored_and_used_by_default(tmp_path, noisy_stack):
+    clean, noisy = noisy_stack
+    out = tmp_path / "n2v.pt"
+    model = sd.train_n2v(
+        noisy,
+        unet=sd.UNetConfig(depth=2, base_channels=8),
+        masking=sd.MaskingConfig(pixels_per_mask=16),
+        train=sd.TrainConfig(steps=120, batch_size=3, learning_rate=2e-3, val_fraction=0.0),
+        noise=sd.NoiseConfig(model="gaussian"),
+        out=out,
+    )
+    assert model.denoiser.config.out_channels == 2
+    fitted = model.training["noise_model"]
+    assert fitted["kind"] == "gaussian" and fitted["offset"] > 0
+    loaded = sd.load_model(out)
+    prior = sd.denoise(loaded, noisy, posterior=False)
+    default = sd.denoise(loaded, noisy)
+    np.testing.assert_array_equal(default, sd.denoise(model, noisy))
+    assert not np.array_equal(prior, default)
+    told = sd.denoise(loaded, noisy, noise_sigma=15.0)
+    assert told.shape == noisy.shape and np.isfinite(told).all()
+    for denoised in (prior, default, told):
+        assert np.mean((denoised - clean) ** 2) < 0.7 * np.mean((noisy - clean) ** 2)
+    # joint training starts from its mean: the variance head is dropped
+    joint = sd.train_joint(noisy, labels=(clean > 60).astype(np.uint8), init=loaded, train=QUICK)
+    assert joint.denoiser.config.out_channels == 1
+
+
+def test_noise_model_is_2d_only(noisy_stack):
+    _, noisy = noisy_stack
+    with pytest.raises(InputError, match="2-D only"):
+        sd.train_n2v(
+            noisy,
+            unet=sd.UNetConfig(dims=3, depth=1, base_channels=4),
+            train=QUICK,
+            noise=sd.NoiseConfig(model="gaussian"),
+        )
+
+
+def test_cli_trains_a_noise_model_and_denoise_uses_it(tmp_path, noisy_stack, cli):
+    import tifffile
+
+    _, noisy = noisy_stack
+    tifffile.imwrite(tmp_path / "noisy.tif", noisy, photometric="minisblack")
+    code, _, err = cli(
+        "train",
+        "n2v",
+        str(tmp_path / "noisy.tif"),
+        "--out",
+        str(tmp_path / "m.pt"),
+        "--steps",
+        "4",
+        "--depth",
+        "1",
+        "--base-channels",
+        "4",
+        "--val-fraction",
+        "0",
+        "--noise-model",
+        "poisson-gaussian",
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert "model: poisson-gaussian" in (tmp_path / "m.pt.yaml").read_text()
+    for extra in ([], ["--no-posterior"]):
+        code, _, err = cli(
+            "denoise",
+            str(tmp_path / "m.pt"),
+            str(tmp_path / "noisy.tif"),
+            str(tmp_path / f"out{len(extra)}.tif"),
+            *extra,
+        )
+        assert code == 0, err
+    posterior = tifffile.imread(tmp_path / "out0.tif")
+    prior = tifffile.imread(tmp_path / "out1.tif")
+    assert posterior.shape == noisy.shape and not np.array_equal(posterior, prior)

@@ -218,7 +218,7 @@ def test_the_written_file_repeats_a_real_run_exactly(cli, images, tmp_path):
     ("name", "text", "extra", "message"),
     [
         ("n2v", "segmenter: {}\n", [], "run.yaml: segmenter: not a section train n2v takes "
-         "(it takes train, unet, masking)"),
+         "(it takes train, unet, masking, noise)"),
         ("n2v", "joint: {}\n", [], "run.yaml: joint: not a section train n2v takes"),
         ("n2v", "train:\n  stepz: 3\n", [], "run.yaml: train: stepz: not a setting train n2v"),
         ("seg", "unet:\n  residual: false\n", [], "run.yaml: unet: residual: not a setting "

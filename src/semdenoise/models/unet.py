@@ -7,6 +7,8 @@ correction, so the net learns only the noise-free correction, paper §3.2) and
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,6 +103,24 @@ class UNet(nn.Module):
             )
             features = block(torch.cat([features, skip], dim=1))
         out = self.head(features)
-        if config.residual:
+        if config.residual and config.out_channels > config.in_channels:
+            # a denoiser with a variance head: the input is added to the mean channels only
+            split = config.in_channels
+            out = torch.cat([out[:, :split] + padded, out[:, split:]], dim=1)
+        elif config.residual:
             out = out + padded
         return out[(..., *(slice(0, size) for size in sizes))]
+
+
+def without_variance_head(net: UNet) -> UNet:
+    """A copy of a denoiser that predicts only its mean channels (a variance head, see
+    models/noise_model.py, dropped): what training that needs the mean alone starts from."""
+    config = net.config
+    if config.out_channels == config.in_channels:
+        return copy.deepcopy(net)
+    mean = UNet(config.model_copy(update={"out_channels": config.in_channels}))
+    state = net.state_dict()
+    for name in ("head.weight", "head.bias"):
+        state[name] = state[name][: config.in_channels]
+    mean.load_state_dict(state)
+    return mean.train(net.training)

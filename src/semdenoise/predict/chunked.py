@@ -79,6 +79,7 @@ def denoise_zarr(
     device: str | torch.device | None = None,
     tta: bool = False,
     noise_sigma: float | str | None = None,
+    posterior: bool = True,
     progress_every: float = 5.0,
     on_chunk: Callable[[tuple[int, ...]], None] | None = None,
 ) -> Path:
@@ -157,6 +158,7 @@ def denoise_zarr(
         "batch_size": batch_size,
         "tta": tta,
         "noise_sigma": noise_sigma,
+        "posterior": posterior,
         "device": None if device is None else str(device),
     }
     fingerprint = {
@@ -166,7 +168,7 @@ def denoise_zarr(
         "dtype": str(array.dtype),
         "chunks": [list(c) for c in chunks],
         # the options that change the values written (device and batch size do not)
-        **{k: options[k] for k in ("tile_size", "tta", "noise_sigma")},
+        **{k: options[k] for k in ("tile_size", "tta", "noise_sigma", "posterior")},
     }
     partial = partial_path(target)
     remove_stale_siblings(target)  # what a killed earlier run left while moving into place

@@ -11,7 +11,9 @@ import torch
 from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.io.model_file import load_model
+from semdenoise.models.noise_model import NoiseModel, posterior_mean, predicted_variance
 from semdenoise.models.trained import TrainedModel
+from semdenoise.predict.blind import blind_prediction
 from semdenoise.predict.noise_level import estimate_noise_sigma
 from semdenoise.predict.tiling import predict_tiled
 from semdenoise.predict.tiling_3d import predict_volume
@@ -42,6 +44,7 @@ def denoise(
     device: str | torch.device | None = None,
     tta: bool = False,
     noise_sigma: float | str | None = None,
+    posterior: bool = True,
     source: str = "image",
 ) -> np.ndarray:
     """Denoise a (Y, X) image or a (Z, Y, X) stack slice by slice (a 3-D model: the
@@ -59,6 +62,11 @@ def denoise(
     squared error when noise and prediction error are independent. ``"auto"``
     estimates sigma from each slice itself (:func:`estimate_noise_sigma`); on real data
     that also counts the signal's own fine grain as noise, so it blends a little less.
+
+    A model that learned its noise model (``train_n2v(noise=NoiseConfig(model=...))``)
+    blends per pixel instead, by the posterior mean (models/noise_model.py): its own
+    noise model by default, Gaussian noise of ``noise_sigma`` when one is given.
+    ``posterior=False`` returns its blind-spot prediction alone.
     """
     model = as_model(model)
     net = model.denoiser
@@ -67,7 +75,8 @@ def denoise(
     image = check_image(image, source=source)
     check_min_size(image, net.config.min_size, source=source)
     device = resolve_device(device)
-    fixed_alpha = observed_pixel_weight(model, noise_sigma)
+    noise_model = learned_noise_model(model)
+    fixed_alpha = None if noise_model is not None else observed_pixel_weight(model, noise_sigma)
     if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
         if image.ndim != 3:
             raise InputError(
@@ -97,26 +106,74 @@ def denoise(
     for z, plane in enumerate(planes):
         normalized = model.normalization.normalize(plane)
         transforms = range(8) if tta else range(1)
-        result = np.zeros_like(normalized)
+        result = None
         for k in transforms:
-            view = _symmetry(normalized, k)
-            predicted = predict_tiled(
-                net,
-                np.ascontiguousarray(view),
-                tile_size=tile_size,
-                batch_size=batch_size,
-                device=device,
-            )
-            result += _symmetry_inverse(predicted, k)
+            view = np.ascontiguousarray(_symmetry(normalized, k))
+            tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
+            if noise_model is not None and posterior:  # blind, for the posterior
+                predicted = blind_prediction(net, view, radius=_masking_radius(model), **tiling)
+            else:
+                predicted = predict_tiled(net, view, **tiling)
+            if predicted.ndim == 3:  # mean and variance: each channel back in place
+                predicted = np.stack([_symmetry_inverse(c, k) for c in predicted])
+            else:
+                predicted = _symmetry_inverse(predicted, k)
+            result = predicted if result is None else result + predicted
+        result = result / len(transforms)
+        if result.ndim == 3:
+            result = _posterior(model, normalized, result, noise_sigma, posterior)
         with np.errstate(over="ignore", invalid="ignore"):
-            denoised[z] = model.normalization.denormalize(result / len(transforms))
+            denoised[z] = model.normalization.denormalize(result)
         check_network_output(denoised[z], model, source=source)
-        alpha = fixed_alpha if fixed_alpha is not None else _estimated_center_weight(model, plane)
-        if alpha > 0:
-            denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
+        if noise_model is None:
+            alpha = (
+                fixed_alpha if fixed_alpha is not None else _estimated_center_weight(model, plane)
+            )
+            if alpha > 0:
+                denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
         if len(planes) > 1:
             logger.info("denoised slice %d/%d", z + 1, len(planes))
     return denoised if image.ndim == 3 else denoised[0]
+
+
+def _masking_radius(model: TrainedModel) -> int:
+    return int(model.training.get("masking", {}).get("radius", 2))
+
+
+def learned_noise_model(model: TrainedModel) -> NoiseModel | None:
+    """The noise model a denoiser learned with it, if it has a variance head."""
+    values = model.training.get("noise_model")
+    net = model.denoiser
+    if values is None or net is None or net.config.out_channels == net.config.in_channels:
+        return None
+    return NoiseModel.from_dict(values)
+
+
+def _posterior(
+    model: TrainedModel,
+    normalized: np.ndarray,
+    predicted: np.ndarray,
+    noise_sigma: float | str | None,
+    posterior: bool,
+) -> np.ndarray:
+    """The posterior mean of one normalised plane from the network's mean and variance
+    channels: under the learned noise model, or Gaussian noise of a given sigma."""
+    mean, variance = predicted[0], predicted_variance(predicted[1])
+    if not posterior:
+        return mean
+    if noise_sigma is None:
+        noise_variance = learned_noise_model(model).variance(mean)
+    else:
+        if noise_sigma == "auto":  # a volume: the median of its slices' estimates
+            planes = model.normalization.denormalize(normalized).reshape(-1, *normalized.shape[-2:])
+            sigma = float(np.median([estimate_noise_sigma(p) for p in planes]))
+            logger.info("estimated noise sigma %.3g", sigma)
+        else:
+            sigma = _as_sigma(noise_sigma)
+            if not sigma >= 0:
+                raise InputError(f"noise sigma must be a number >= 0, got {sigma}")
+        noise_variance = np.float32((sigma / model.normalization.std) ** 2)
+    return posterior_mean(normalized, mean, variance, noise_variance)
 
 
 def check_network_output(values: np.ndarray, model: TrainedModel, *, source: str) -> None:

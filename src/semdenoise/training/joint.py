@@ -28,16 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from semdenoise.config import JointConfig, MaskingConfig, TrainConfig, UNetConfig
+from semdenoise.config import JointConfig, MaskingConfig, NoiseConfig, TrainConfig, UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import load_model, save_model
 from semdenoise.models.targets import CHANNELS, check_target
 from semdenoise.models.trained import TrainedModel
-from semdenoise.models.unet import UNet
+from semdenoise.models.unet import UNet, without_variance_head
 from semdenoise.training.loading import ImagesLike, LabelsLike, prepare_training_data
 from semdenoise.training.losses import n2v_loss, segmentation_loss, style_loss
 from semdenoise.training.masking import mask_batch
-from semdenoise.training.n2v import blind_spot_mse, seeded_unet
+from semdenoise.training.n2v import blind_spot_statistics, seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
 from semdenoise.training.sampling import ImageBank, augment, label_planes
 
@@ -218,7 +218,12 @@ def train_joint(
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     # copies: a library call never trains or freezes the networks it is given
-    denoiser = copy.deepcopy(start.denoiser) if start is not None else seeded_unet(unet, train.seed)
+    # a start's variance head (a learned noise model) is dropped: joint trains the mean
+    denoiser = (
+        without_variance_head(start.denoiser)
+        if start is not None
+        else seeded_unet(unet, train.seed)
+    )
     data = prepare_training_data(
         images,
         labels,
@@ -271,7 +276,9 @@ def train_joint(
             # the observed pixel at a known sigma like N2V (denoise(noise_sigma=...)); the
             # segmentation term may teach it to pass some of each pixel's own value
             # through, which lowers this error and so the blend weight it leads to
-            "blind_spot_mse": blind_spot_mse(denoiser, data.train_bank, data.normalization),
+            "blind_spot_mse": blind_spot_statistics(
+                denoiser, data.train_bank, data.normalization, NoiseConfig()
+            )[0],
             **summary,
         },
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from semdenoise.models.noise_model import predicted_variance
+
 
 def n2v_loss(
     prediction: torch.Tensor,
@@ -17,6 +19,20 @@ def n2v_loss(
     """
     b, *coords = positions
     return (prediction[(b, 0, *coords)] - noisy[(b, 0, *coords)]).square().mean()
+
+
+def n2v_variance_loss(
+    prediction: torch.Tensor,
+    noisy: torch.Tensor,
+    positions: tuple[torch.Tensor, ...],
+) -> torch.Tensor:
+    """Gaussian negative log-likelihood of the noisy value at masked pixels under the
+    predicted variance (channel 1) around the predicted mean (channel 0, detached: the
+    mean learns from :func:`n2v_loss` alone, exactly as without a noise model)."""
+    b, *coords = positions
+    residual = noisy[(b, 0, *coords)] - prediction[(b, 0, *coords)].detach()
+    variance = predicted_variance(prediction[(b, 1, *coords)])
+    return 0.5 * (variance.log() + residual.square() / variance).mean()
 
 
 def _weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

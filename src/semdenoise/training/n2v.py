@@ -19,6 +19,7 @@ import torch
 
 from semdenoise.config import (
     MaskingConfig,
+    NoiseConfig,
     TrainConfig,
     UNetConfig,
     crop_shape,
@@ -26,13 +27,14 @@ from semdenoise.config import (
 )
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
+from semdenoise.models.noise_model import NoiseModel, fit_noise_model, predicted_variance
 from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling import predict_tiled
 from semdenoise.predict.tiling_3d import predict_tiled_3d
 from semdenoise.training.loading import ImagesLike, prepare_training_data, prepare_training_volumes
-from semdenoise.training.losses import n2v_loss
+from semdenoise.training.losses import n2v_loss, n2v_variance_loss
 from semdenoise.training.masking import mask_batch
 from semdenoise.training.runner import TrainingModule, run_training
 from semdenoise.training.sampling import ImageBank, augment, centre_crop
@@ -61,6 +63,7 @@ class N2VModule(TrainingModule):
         super().__init__(train, train_bank, val_bank)
         self.denoiser = denoiser
         self.masking = masking
+        self.learns_variance = denoiser.config.out_channels == 2 * denoiser.config.in_channels
         self.batch_size = train.batch_size or default_batch_size(masking)
         if denoiser.config.dims == 3:
             self.crop: int | tuple[int, ...] | None = crop_shape(train, 3)
@@ -72,7 +75,12 @@ class N2VModule(TrainingModule):
         if self.train_config.augment:
             noisy = augment(noisy, self.generator)
         masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
-        loss = n2v_loss(self.denoiser(masked), noisy, positions)
+        prediction = self.denoiser(masked)
+        loss = n2v_loss(prediction, noisy, positions)
+        if self.learns_variance:
+            variance_loss = n2v_variance_loss(prediction, noisy, positions)
+            self.log("variance_nll", variance_loss, on_step=True)
+            loss = loss + variance_loss
         self.check_finite(loss)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         self.log("lr", self.learning_rate_now(), on_step=True)
@@ -89,14 +97,25 @@ class N2VModule(TrainingModule):
         self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=1)
 
 
-def blind_spot_mse(
-    denoiser: UNet, bank: ImageBank, normalization: Normalization, *, max_pixels: int = 4_000_000
-) -> float:
-    """Mean squared difference between the prediction and the noisy training images, in
-    the input's units (on up to ``max_pixels``). For pixel-independent noise it is the
-    prediction's error plus the noise variance: what ``denoise(noise_sigma=...)`` needs
-    to weigh the prediction against the observed pixel."""
+def blind_spot_statistics(
+    denoiser: UNet,
+    bank: ImageBank,
+    normalization: Normalization,
+    noise: NoiseConfig,
+    *,
+    max_pixels: int = 4_000_000,
+) -> tuple[float, NoiseModel | None]:
+    """What ``denoise`` needs to weigh the prediction against the observed pixel, from
+    the trained network on its noisy training images (up to ``max_pixels``).
+
+    The mean squared difference between prediction and image, in the input's units: for
+    pixel-independent noise, the prediction's error plus the noise variance (what
+    ``denoise(noise_sigma=...)`` uses). And, for a network with a variance head, the
+    noise model fitted under its predicted variances (normalised units).
+    """
     total, count = 0.0, 0
+    means, variances = [], []
+    rng = np.random.default_rng(0)
     for index in range(bank.count):
         image = bank.image(index)[0, 0].cpu().numpy()
         if denoiser.config.dims == 3:
@@ -104,11 +123,23 @@ def blind_spot_mse(
             predicted = predict_tiled_3d(denoiser, image)
         else:
             predicted = predict_tiled(denoiser, image)
+        if predicted.ndim > image.ndim:  # mean and variance channels
+            mean, variance = predicted[0], predicted_variance(predicted[1])
+            pick = rng.random(image.shape) < min(1.0, 250_000 / image.size)
+            means.append(mean[pick])
+            variances.append(variance[pick])
+            predicted = mean
         total += float(np.square(predicted - image, dtype=np.float64).sum())
         count += image.size
         if count >= max_pixels:
             break
-    return total / count * normalization.std**2
+    mse = total / count * normalization.std**2
+    if not means or noise.model == "none":
+        return mse, None
+    fitted = fit_noise_model(
+        np.concatenate(means), np.concatenate(variances), noise.model, quantile=noise.quantile
+    )
+    return mse, fitted
 
 
 def check_3d_options(unet: UNetConfig, masking: MaskingConfig, train: TrainConfig) -> None:
@@ -132,6 +163,7 @@ def train_n2v(
     unet: UNetConfig | None = None,
     masking: MaskingConfig | None = None,
     train: TrainConfig | None = None,
+    noise: NoiseConfig | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -146,6 +178,10 @@ def train_n2v(
         (``unet.dims == 3``) each file or array is one (Z, Y, X) volume.
     unet, masking, train
         Architecture, blind-spot masking and run settings (defaults: the paper's).
+    noise
+        The noise model learned with the denoiser (``NoiseConfig.model``): with one, the
+        network gets a variance head and the model file the fitted noise model, which
+        ``denoise`` then uses to give back what the blind spot loses.
         3-D trains on random crops (``train.crop_depth`` x ``crop_size``², default
         32x64x64) with grid masking only.
     out
@@ -162,6 +198,11 @@ def train_n2v(
     unet = unet or UNetConfig()
     masking = masking or MaskingConfig()
     train = train or TrainConfig()
+    noise = noise or NoiseConfig()
+    if noise.model != "none" and unet.dims == 3:
+        raise InputError("--noise-model is 2-D only; train 3-D networks with --noise-model none")
+    if noise.model != "none":  # a mean and a variance channel per input channel
+        unet = unet.model_copy(update={"out_channels": 2 * unet.in_channels})
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     if unet.dims == 3:
@@ -177,6 +218,7 @@ def train_n2v(
     module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress)
     denoiser = module.denoiser.cpu().eval()
+    mse, noise_model = blind_spot_statistics(denoiser, data.train_bank, data.normalization, noise)
     model = TrainedModel(
         kind="n2v",
         networks={"denoiser": denoiser},
@@ -186,7 +228,9 @@ def train_n2v(
             "train": train.model_dump(),
             "images": data.count,
             "validation_images": data.validation_count,
-            "blind_spot_mse": blind_spot_mse(denoiser, data.train_bank, data.normalization),
+            "noise": noise.model_dump(),
+            "blind_spot_mse": mse,
+            **({"noise_model": noise_model.to_dict()} if noise_model is not None else {}),
             **summary,
         },
     )

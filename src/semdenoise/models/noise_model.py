@@ -1,0 +1,113 @@
+"""What the observed pixel adds to a blind-spot prediction: a learned noise model.
+
+A blind-spot network never sees the value of the pixel it predicts, so its output is a
+*prior* for the clean value given the neighbourhood; the observed value is a second,
+independent witness. With a noise model learned alongside the denoiser (after Laine et
+al., "High-quality self-supervised deep image denoising", NeurIPS 2019) the two combine
+into the posterior mean, per pixel:
+
+    x̂ = μ + (1 − n²(μ) / v) (y − μ)
+
+where μ is the network's prediction, v its predicted variance of the noisy value around
+μ (the prior's uncertainty s² plus the noise n²; trained by a Gaussian likelihood at the
+masked pixels), and n²(μ) the noise variance: constant (Gaussian) or affine in the signal
+(Poisson–Gaussian: shot noise grows with intensity, camera read noise does not).
+
+Only v = s² + n² is seen by the likelihood; the split is fixed by the noise model's
+shape. The noise is the part of v that no context can predict away, so n² is the
+*lower envelope* of v: a low quantile of v over the training images (Gaussian), or a
+line through the low quantiles of v in bins of μ (Poisson–Gaussian). Where the signal
+itself has grain finer than the network can predict, that grain counts as noise: the
+envelope errs towards more noise, which keeps more of the prediction (the safe side).
+All values are in the model's normalised units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+NoiseKind = Literal["gaussian", "poisson-gaussian"]
+
+# the smallest variance a head predicts (normalised units): keeps the likelihood finite
+VARIANCE_FLOOR = 1e-4
+# share of training pixels whose predicted variance is taken as pure noise (the envelope)
+ENVELOPE_QUANTILE = 0.02
+ENVELOPE_BINS = 16
+
+
+def predicted_variance(raw: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """The variance head's output made positive: softplus + floor (torch or NumPy)."""
+    if isinstance(raw, torch.Tensor):
+        return F.softplus(raw) + VARIANCE_FLOOR
+    raw = np.asarray(raw, dtype=np.float32)
+    return (np.logaddexp(0.0, raw) + VARIANCE_FLOOR).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Noise variance ``offset + slope * μ`` (normalised units, ``slope`` 0 for Gaussian)."""
+
+    kind: NoiseKind
+    offset: float
+    slope: float = 0.0
+
+    def variance(self, mean: np.ndarray) -> np.ndarray:
+        return np.maximum(self.offset + self.slope * mean, VARIANCE_FLOOR).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> NoiseModel:
+        return cls(**values)
+
+
+def fit_noise_model(
+    mean: np.ndarray,
+    variance: np.ndarray,
+    kind: NoiseKind,
+    *,
+    quantile: float = ENVELOPE_QUANTILE,
+    bins: int = ENVELOPE_BINS,
+) -> NoiseModel:
+    """The noise model under the predicted variances: their lower envelope.
+
+    ``mean`` and ``variance`` are the network's μ and v at many training pixels.
+    Poisson–Gaussian: the ``quantile`` of v in each of ``bins`` equally populated bins of
+    μ, and the least-squares line through them (slope kept >= 0, since shot noise never
+    falls with intensity); Gaussian: the ``quantile`` of v.
+    """
+    mean = np.asarray(mean, dtype=np.float64).ravel()
+    variance = np.asarray(variance, dtype=np.float64).ravel()
+    flat = NoiseModel("gaussian", float(np.quantile(variance, quantile)))
+    if kind == "gaussian":
+        return flat
+    edges = np.unique(np.quantile(mean, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 3:  # the signal barely varies: nothing to fit a slope to
+        return NoiseModel("poisson-gaussian", flat.offset)
+    which = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, len(edges) - 2)
+    centres, floors = [], []
+    for b in range(len(edges) - 1):
+        inside = which == b
+        if inside.sum() >= 20:
+            centres.append(np.median(mean[inside]))
+            floors.append(np.quantile(variance[inside], quantile))
+    if len(centres) < 2:
+        return NoiseModel("poisson-gaussian", flat.offset)
+    slope, offset = np.polyfit(centres, floors, 1)
+    if slope <= 0:
+        return NoiseModel("poisson-gaussian", float(np.median(floors)))
+    return NoiseModel("poisson-gaussian", float(offset), float(slope))
+
+
+def posterior_mean(
+    observed: np.ndarray, mean: np.ndarray, variance: np.ndarray, noise_variance: np.ndarray
+) -> np.ndarray:
+    """Per pixel, μ + (1 − n²/v)(y − μ), the observed pixel's weight clipped to [0, 1]."""
+    weight = np.clip(1.0 - noise_variance / np.maximum(variance, VARIANCE_FLOOR), 0.0, 1.0)
+    return (mean + weight * (observed - mean)).astype(np.float32)
