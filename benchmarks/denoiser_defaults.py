@@ -146,12 +146,13 @@ def configs(spec: str, steps: int, seed: int):
     train = sd.TrainConfig(
         steps=own_steps or steps, seed=seed, val_fraction=0.0, **overrides.get("train", {})
     )
-    return unet, masking, train
+    noise = sd.NoiseConfig(**overrides.get("noise", {}))
+    return unet, masking, train, noise
 
 
 def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dict:
-    unet, masking, train = configs(variant, steps, seed)
-    model = sd.train_n2v(train_images, unet=unet, masking=masking, train=train)
+    unet, masking, train, noise = configs(variant, steps, seed)
+    model = sd.train_n2v(train_images, unet=unet, masking=masking, train=train, noise=noise)
     seconds = model.training["seconds"]  # the training loop alone
     row = {
         "variant": variant,
@@ -159,8 +160,13 @@ def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dic
         "steps": model.training["steps"],
         "s/step": round(seconds / max(1, model.training["steps"]), 3),
     }
+    if "noise_model" in model.training:
+        row["noise model"] = model.training["noise_model"]
     for blend in blends:
-        denoised = [sd.denoise(model, n, noise_sigma=blend) for n in noisy]
+        if blend == "prior":  # a noise model's blind-spot prediction alone
+            denoised = [sd.denoise(model, n, posterior=False) for n in noisy]
+        else:
+            denoised = [sd.denoise(model, n, noise_sigma=blend) for n in noisy]
         suffix = "" if blend is None else f" ({blend})"
         for key, value in scores(clean, denoised).items():
             row[key + suffix] = value
