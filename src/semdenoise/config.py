@@ -23,6 +23,9 @@ from semdenoise.errors import InputError
 # Paper §3.2: 169 masked pixels (a 13x13 grid) on a 256x256 image.
 PAPER_GRID_CELLS = 13
 PAPER_IMAGE_SIDE = 256
+# The default: one masked pixel in 25 (a 5x5 grid cell), 16x the paper's density, so the
+# variance head of a learned noise model gets enough masked pixels (issue 16 sweep).
+DEFAULT_PIXELS_PER_MASK = 25.0
 
 
 class _Config(BaseModel):
@@ -40,12 +43,14 @@ class UNetConfig(_Config):
         description="Spatial dimensions of the network: 2 (images, stacks slice by "
         "slice) or 3 (ZYX volumes, conv3x3x3).",
     )
-    depth: int = Field(2, ge=1, le=5, description="Number of down-sampling steps.")
-    base_channels: int = Field(32, ge=1, le=256, description="Channels of the first level.")
+    depth: int = Field(3, ge=1, le=5, description="Number of down-sampling steps (the paper's: 2).")
+    base_channels: int = Field(
+        16, ge=1, le=256, description="Channels of the first level (the paper's: 32)."
+    )
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(1, ge=1)
     residual: bool = Field(
-        True,
+        False,
         description="Add the input to the output (the paper's residual denoiser); "
         "off, the network predicts the image directly (segmenters: always off).",
     )
@@ -134,9 +139,10 @@ class MaskingConfig(_Config):
     )
     radius: int = Field(2, ge=1, le=7, description="Replacement window is (2r+1)^2.")
     pixels_per_mask: float = Field(
-        PAPER_IMAGE_SIDE**2 / PAPER_GRID_CELLS**2,
+        DEFAULT_PIXELS_PER_MASK,
         gt=1.0,
-        description="Grid mode: one masked pixel per this many pixels (paper: 256^2/169).",
+        description="Grid mode: one masked pixel per this many pixels (paper: "
+        "256^2/169, about 388).",
     )
     n_masked: int | None = Field(
         None, ge=1, description="Grid mode: masked pixels per image, overriding the density."
@@ -168,7 +174,7 @@ class NoiseConfig(_Config):
     without being told the noise level."""
 
     model: Literal["none", "gaussian", "poisson-gaussian"] = Field(
-        "none",
+        "gaussian",
         description="none: the blind-spot prediction alone; gaussian: noise of one "
         "variance (EM, natural images); poisson-gaussian: variance growing with the "
         "signal (fluorescence). Adds a variance head to the network.",
@@ -192,7 +198,9 @@ class TrainConfig(_Config):
     batch_size: int | None = Field(
         None, ge=1, description="Images (grid) or patches (patch) per step; default by mode."
     )
-    learning_rate: float = Field(4e-4, gt=0.0, le=1.0, description="Adam learning rate.")
+    learning_rate: float = Field(
+        1e-3, gt=0.0, le=1.0, description="Adam learning rate (the paper's: 4e-4)."
+    )
     lr_schedule: Literal["constant", "cosine"] = Field(
         "cosine", description="Learning-rate schedule over the planned steps."
     )
@@ -456,12 +464,13 @@ def dump_settings(configs: Mapping[str, _Config], takes: Mapping[str, Collection
 #
 # - ``cpu``: measured to train well on a small CPU (see benchmarks/em_n2v.py). Depth 3
 #   with 16 base channels and direct (not residual) output: on 2 CPU cores it takes about
-#   3x the steps per minute of the 32-channel default and reached a higher PSNR within
-#   minutes on EM; learning rate 1e-3, the top of the paper's range. The experiments train
-#   with it (``cpu_unet()``, ``cpu_training()``).
-# - ``paper``: the paper's configuration, which the config defaults follow: residual
-#   U-Net of depth 2 and 32 base channels (§2.1, Tab. 1), Adam at 4e-4 (§3.3), grid
-#   masking of 169 pixels per 256x256 image replaced by a neighbour in a 5x5 window (§3.2).
+#   3x the steps per minute of the paper's 32-channel network and reached a higher PSNR
+#   within minutes on EM; learning rate 1e-3, the top of the paper's range. The
+#   experiments train with it (``cpu_unet()``, ``cpu_training()``), and the config
+#   defaults follow it since issue 16 (benchmarks/denoiser_defaults.py).
+# - ``paper``: the paper's configuration: residual U-Net of depth 2 and 32 base channels
+#   (§2.1, Tab. 1), Adam at 4e-4 (§3.3), grid masking of 169 pixels per 256x256 image
+#   replaced by a neighbour in a 5x5 window (§3.2), and no learned noise model.
 
 CPU_UNET = {"depth": 3, "base_channels": 16, "residual": False}
 CPU_LEARNING_RATE = 1e-3
@@ -477,6 +486,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "radius": 2,
             "pixels_per_mask": PAPER_IMAGE_SIDE**2 / PAPER_GRID_CELLS**2,
         },
+        "noise": {"model": "none"},
     },
 }
 
@@ -486,6 +496,12 @@ def preset(name: str) -> dict[str, dict[str, Any]]:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
+
+
+# The experiments' N2V learns no noise model: the same denoiser as the joint model's, so
+# that "N2V vs joint" compares the training alone. They mask at the paper's density.
+NO_NOISE_MODEL = NoiseConfig(model="none")
+PAPER_MASKING = MaskingConfig(pixels_per_mask=PAPER_IMAGE_SIDE**2 / PAPER_GRID_CELLS**2)
 
 
 def cpu_unet(**overrides) -> UNetConfig:

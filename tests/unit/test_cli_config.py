@@ -155,15 +155,23 @@ def test_precedence_defaults_preset_file_options(cli, captured, images, tmp_path
     assert captured["n2v"]["train"] == TrainConfig(learning_rate=CPU_LEARNING_RATE)
 
 
-def test_presets_suit_every_command_and_paper_is_the_defaults(cli, captured, images, tmp_path):
+def test_presets_suit_every_command_and_cpu_is_the_defaults(cli, captured, images, tmp_path):
     for name in COMMANDS:
-        run_fake(cli, name, images, tmp_path / f"{name}.pt", "--preset", "paper")
+        run_fake(cli, name, images, tmp_path / f"{name}.pt", "--preset", "cpu")
         defaults = {section: SECTIONS[section]() for section in TRAIN_SETTINGS[name]}
         written = yaml.safe_load(settings_path(tmp_path / f"{name}.pt").read_text())
         assert written == {
             section: config.model_dump(include=set(TRAIN_SETTINGS[name][section]))
             for section, config in defaults.items()
         }
+        run_fake(cli, name, images, tmp_path / f"{name}.pt", "--preset", "paper")
+        paper = captured[name]
+        assert (paper["unet"].depth, paper["unet"].base_channels) == (2, 32)
+        assert paper["train"].learning_rate == 4e-4
+        if "masking" in paper:
+            assert paper["masking"].pixels_per_mask == pytest.approx(256**2 / 169)
+        if "noise" in paper:
+            assert paper["noise"].model == "none"
     run_fake(cli, "seg", images, tmp_path / "s.pt", "--preset", "cpu")  # no residual in seg
     assert captured["seg"]["unet"] == UNetConfig(depth=3, base_channels=16)
     settings = preset("cpu")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from semdenoise.config import MaskingConfig
+from semdenoise.config import PAPER_MASKING, MaskingConfig
 from semdenoise.training.losses import n2v_loss
 from semdenoise.training.masking import (
     grid_positions,
@@ -19,7 +19,8 @@ def gen(seed: int = 0) -> torch.Generator:
 
 
 def test_paper_density_is_13x13_on_256_and_same_density_elsewhere():
-    config = MaskingConfig()
+    config = PAPER_MASKING
+    assert MaskingConfig().grid_shape(250, 250) == (50, 50)  # the default: one in 25
     assert config.grid_shape(256, 256) == (13, 13)
     assert config.grid_shape(512, 512) == (26, 26)
     rows, cols = config.grid_shape(768, 1024)

@@ -35,7 +35,7 @@ def test_file_is_plain_data_for_weights_only_load(tmp_path, model):
     sd.save_model(model, tmp_path / "m.pt")
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     assert payload["format"] == "semdenoise-model"
-    assert payload["networks"]["denoiser"]["config"]["residual"] is True
+    assert payload["networks"]["denoiser"]["config"]["residual"] is False
 
 
 class RunsCode:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from semdenoise.config import MaskingConfig
+from semdenoise.config import PAPER_MASKING
 from semdenoise.errors import InputError
 from semdenoise.evaluation.no_reference import (
     AUTOCORR,
@@ -123,7 +123,7 @@ def test_blind_spot_loss_of_the_identity_by_hand():
         return image
 
     loss = blind_spot_loss(noisy, recording_identity, repeats=3, seed=4)
-    masked_per_call = int(np.prod(MaskingConfig().grid_shape(64, 64)))
+    masked_per_call = int(np.prod(PAPER_MASKING.grid_shape(64, 64)))
     original = noisy.astype(np.float32)
     squared = []
     for masked in seen:

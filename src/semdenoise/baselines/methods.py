@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from semdenoise.baselines.classic import CLASSIC, require_optional
-from semdenoise.config import MaskingConfig
 from semdenoise.models.trained import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -85,14 +84,15 @@ def n2v_method(
     """Train N2V (CPU preset) on the noisy images for ``steps`` (or fewer when
     ``max_minutes`` runs out first, which makes the result depend on the machine's load):
     a self-supervised baseline that, like the classic filters, sees no clean image."""
-    from semdenoise.config import cpu_training, cpu_unet
+    from semdenoise.config import NO_NOISE_MODEL, PAPER_MASKING, cpu_training, cpu_unet
     from semdenoise.training import train_n2v
 
     started = time.perf_counter()
     model = train_n2v(
         noisy_images,
         unet=cpu_unet(),
-        masking=MaskingConfig(mode=masking),
+        masking=PAPER_MASKING.model_copy(update={"mode": masking}),
+        noise=NO_NOISE_MODEL,
         train=cpu_training(steps, seed, max_minutes=max_minutes),
     )
     logger.info(

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semdenoise.config import MaskingConfig
+from semdenoise.config import PAPER_MASKING, MaskingConfig
 from semdenoise.errors import InputError
 from semdenoise.training.masking import mask_batch
 
@@ -169,7 +169,7 @@ def blind_spot_loss(
 ) -> float:
     """Mean squared error of ``denoiser`` on noisy pixels it was not shown (Noise2Self §3).
 
-    Masks one pixel per grid cell at the training density (``MaskingConfig()``:
+    Masks one pixel per grid cell at the paper's training density (``PAPER_MASKING``:
     paper §2.1, 169 pixels on 256x256), each replaced by a random other pixel of its
     5x5 window as Noise2Void does, runs ``denoiser`` (a :class:`Method` or any function
     image -> image of the same shape) on the masked image and compares its output at
@@ -190,7 +190,7 @@ def blind_spot_loss(
         raise InputError(f"repeats must be at least 1, got {repeats}")
     if np.ndim(noisy) != 2:
         raise InputError(f"expected a 2-D (Y, X) image, got shape {np.shape(noisy)}")
-    masking = masking or MaskingConfig()
+    masking = masking or PAPER_MASKING
     generator = torch.Generator()  # local: the caller's global RNG state is left alone
     generator.manual_seed(seed)
     image = torch.from_numpy(np.array(noisy, dtype=np.float32))[None, None]
@@ -246,7 +246,7 @@ def no_reference_checks(
         raise InputError(f"{len(labels)} name(s) for {len(noisy_images)} image(s)")
     if outputs is not None and len(outputs) != len(noisy_images):
         raise InputError(f"{len(outputs)} denoised image(s) for {len(noisy_images)} noisy")
-    masking = masking or MaskingConfig()
+    masking = masking or PAPER_MASKING
     rows: list[dict[str, Any]] = []
     for i, (label, noisy) in enumerate(zip(labels, noisy_images, strict=True)):
         output = denoiser(noisy) if outputs is None else outputs[i]

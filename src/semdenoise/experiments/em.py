@@ -27,7 +27,13 @@ import tifffile
 from scipy.ndimage import gaussian_filter
 
 from semdenoise.baselines import Method, build_baselines, model_method, resolve_baselines
-from semdenoise.config import JointConfig, cpu_training, cpu_unet
+from semdenoise.config import (
+    NO_NOISE_MODEL,
+    PAPER_MASKING,
+    JointConfig,
+    cpu_training,
+    cpu_unet,
+)
 from semdenoise.errors import InputError
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.metrics import psnr
@@ -144,10 +150,17 @@ def run_em(
             settings.steps, settings.seed, val_fraction=0.0, crop_size=settings.train_crop
         )
         logger.info("sigma %g: N2V, %d steps", sigma, settings.steps)
-        n2v = train_n2v(train_noisy, unet=cpu_unet(), train=budget)
+        n2v = train_n2v(
+            train_noisy, unet=cpu_unet(), train=budget, noise=NO_NOISE_MODEL, masking=PAPER_MASKING
+        )
         logger.info("sigma %g: supervised joint (Eq. 3), %d steps", sigma, settings.steps)
         joint = train_joint(
-            train_noisy, labels=train_masks, unet=cpu_unet(), joint=JointConfig(), train=budget
+            train_noisy,
+            labels=train_masks,
+            unet=cpu_unet(),
+            joint=JointConfig(),
+            masking=PAPER_MASKING,
+            train=budget,
         )
         methods = [
             oracle_gaussian(test_clean, test_noisy),

@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from semdenoise.config import CPU_LEARNING_RATE, MaskingConfig, TrainConfig, cpu_unet
+from semdenoise.config import (
+    CPU_LEARNING_RATE,
+    NO_NOISE_MODEL,
+    MaskingConfig,
+    TrainConfig,
+    cpu_unet,
+)
 from semdenoise.evaluation.metrics import psnr, ssim
 from semdenoise.predict import denoise
 from semdenoise.report import markdown_table, save_curves, write_report
@@ -77,6 +83,7 @@ def _train(images: np.ndarray, count: int, seed: int, settings: MaskingSettings,
         images,
         unet=cpu_unet(),
         masking=MaskingConfig(n_masked=count),
+        noise=NO_NOISE_MODEL,
         train=TrainConfig(
             steps=settings.steps,
             seed=seed,

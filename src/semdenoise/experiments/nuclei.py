@@ -38,7 +38,13 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from semdenoise.config import JointConfig, cpu_training, cpu_unet
+from semdenoise.config import (
+    NO_NOISE_MODEL,
+    PAPER_MASKING,
+    JointConfig,
+    cpu_training,
+    cpu_unet,
+)
 from semdenoise.errors import InputError
 from semdenoise.evaluation.evaluate import _pooled, _segmentation_scores
 from semdenoise.evaluation.intervals import add_intervals
@@ -159,13 +165,19 @@ def train_pipelines(
     partial = [labels[i] if i in set(labelled) else None for i in range(len(noisy))]
     joint_config = JointConfig(segment_target="instances", labelled_share=settings.labelled_share)
     joint = train_joint(
-        list(noisy), labels=partial, unet=cpu_unet(), joint=joint_config, train=budget(steps)
+        list(noisy),
+        labels=partial,
+        unet=cpu_unet(),
+        joint=joint_config,
+        masking=PAPER_MASKING,
+        train=budget(steps),
     )
     logger.info("joint from N2V: %d steps", seg_steps)
     warm = train_joint(
         list(noisy),
         labels=partial,
         init=n2v,
+        masking=PAPER_MASKING,
         unet=cpu_unet(),
         joint=joint_config,
         train=budget(seg_steps),
@@ -244,6 +256,8 @@ def run_nuclei(
         n2v = train_n2v(
             noisy_train,
             unet=cpu_unet(),
+            noise=NO_NOISE_MODEL,
+            masking=PAPER_MASKING,
             train=cpu_training(
                 n2v_steps,
                 settings.seed,

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from semdenoise.baselines import build_baselines, model_method, resolve_baselines
-from semdenoise.config import JointConfig, cpu_training, cpu_unet
+from semdenoise.config import (
+    NO_NOISE_MODEL,
+    PAPER_MASKING,
+    JointConfig,
+    cpu_training,
+    cpu_unet,
+)
 from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.report import ruler_can_rank
 from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
@@ -99,10 +105,17 @@ def run_plaques(out: str | Path, settings: PlaquesSettings | None = None) -> dic
     )
     budget = cpu_training(settings.steps, seed)
     logger.info("N2V on the %d noisy training plaques, %d steps", len(train), settings.steps)
-    n2v = train_n2v(train.noisy, unet=cpu_unet(), train=budget)
+    n2v = train_n2v(
+        train.noisy, unet=cpu_unet(), train=budget, noise=NO_NOISE_MODEL, masking=PAPER_MASKING
+    )
     logger.info("unsupervised joint (Eq. 4) with the frozen style segmenter")
     joint = train_joint(
-        train.noisy, style_segmenter=style, unet=cpu_unet(), joint=JointConfig(), train=budget
+        train.noisy,
+        style_segmenter=style,
+        unet=cpu_unet(),
+        joint=JointConfig(),
+        masking=PAPER_MASKING,
+        train=budget,
     )
     methods = [
         *build_baselines(settings.baselines, train.noisy, seed=seed),
