@@ -173,12 +173,19 @@ class NoiseConfig(_Config):
     ``denoise`` combines the blind-spot prediction with the observed pixel, per pixel,
     without being told the noise level."""
 
-    model: Literal["none", "gaussian", "poisson-gaussian"] = Field(
-        "gaussian",
+    model: Literal["auto", "none", "gaussian", "poisson-gaussian"] = Field(
+        "auto",
         description="none: the blind-spot prediction alone; gaussian: noise of one "
         "variance (EM, natural images); poisson-gaussian: variance growing with the "
-        "signal (fluorescence). Adds a variance head to the network.",
+        "signal (fluorescence); auto: gaussian for 2-D networks, none for 3-D (2-D "
+        "only so far). Adds a variance head to the network.",
     )
+
+    def resolved(self, dims: int) -> NoiseConfig:
+        """``auto`` made concrete for a network of ``dims`` spatial dimensions."""
+        if self.model != "auto":
+            return self
+        return self.model_copy(update={"model": "gaussian" if dims == 2 else "none"})
     quantile: float = Field(
         0.02,
         gt=0.0,

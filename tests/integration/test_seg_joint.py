@@ -79,7 +79,7 @@ def test_supervised_joint_updates_both_networks_and_segments_its_denoised_image(
     assert np.isfinite(record["training"]["metrics"]["val_seg"])
     assert sd.denoise(out, noisy).shape == noisy.shape
     assert sd.segment(out, noisy[0]).shape == noisy[0].shape
-    assert model.denoiser.config.residual
+    assert model.denoiser.config.residual == sd.UNetConfig().residual
 
 
 def test_joint_can_start_from_an_n2v_model(labelled, tiny_unet, tmp_path):

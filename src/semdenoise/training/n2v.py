@@ -198,7 +198,7 @@ def train_n2v(
     unet = unet or UNetConfig()
     masking = masking or MaskingConfig()
     train = train or TrainConfig()
-    noise = noise or NoiseConfig()
+    noise = (noise or NoiseConfig()).resolved(unet.dims)
     if noise.model != "none" and unet.dims == 3:
         raise InputError("--noise-model is 2-D only; train 3-D networks with --noise-model none")
     if noise.model != "none":  # a mean and a variance channel per input channel
