@@ -124,6 +124,8 @@ KEYS = {
     "ppm": ("masking", "pixels_per_mask", float),
     "replacement": ("masking", "replacement", str),
     "radius": ("masking", "radius", int),
+    "noise": ("noise", "model", str),
+    "quantile": ("noise", "quantile", float),
 }
 
 

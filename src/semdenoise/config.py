@@ -186,6 +186,7 @@ class NoiseConfig(_Config):
         if self.model != "auto":
             return self
         return self.model_copy(update={"model": "gaussian" if dims == 2 else "none"})
+
     quantile: float = Field(
         0.02,
         gt=0.0,
