@@ -177,15 +177,16 @@ class NoiseConfig(_Config):
         "auto",
         description="none: the blind-spot prediction alone; gaussian: noise of one "
         "variance (EM, natural images); poisson-gaussian: variance growing with the "
-        "signal (fluorescence); auto: gaussian for 2-D networks, none for 3-D (2-D "
-        "only so far). Adds a variance head to the network.",
+        "signal (fluorescence; it falls back to gaussian where no growth shows); auto: "
+        "poisson-gaussian for 2-D networks, none for 3-D (2-D only so far). Adds a "
+        "variance head to the network.",
     )
 
     def resolved(self, dims: int) -> NoiseConfig:
         """``auto`` made concrete for a network of ``dims`` spatial dimensions."""
         if self.model != "auto":
             return self
-        return self.model_copy(update={"model": "gaussian" if dims == 2 else "none"})
+        return self.model_copy(update={"model": "poisson-gaussian" if dims == 2 else "none"})
 
     quantile: float = Field(
         0.02,

@@ -79,8 +79,9 @@ def fit_noise_model(
 
     ``mean`` and ``variance`` are the network's μ and v at many training pixels.
     Poisson–Gaussian: the ``quantile`` of v in each of ``bins`` equally populated bins of
-    μ, and the least-squares line through them (slope kept >= 0, since shot noise never
-    falls with intensity); Gaussian: the ``quantile`` of v.
+    μ, and the least-squares line through them (a falling line, which shot noise never
+    gives, means none is visible: the Gaussian envelope then); Gaussian: the
+    ``quantile`` of v over all pixels.
     """
     mean = np.asarray(mean, dtype=np.float64).ravel()
     variance = np.asarray(variance, dtype=np.float64).ravel()
@@ -100,8 +101,8 @@ def fit_noise_model(
     if len(centres) < 2:
         return NoiseModel("poisson-gaussian", flat.offset)
     slope, offset = np.polyfit(centres, floors, 1)
-    if slope <= 0:
-        return NoiseModel("poisson-gaussian", float(np.median(floors)))
+    if slope <= 0:  # no shot noise to see: the Gaussian envelope
+        return NoiseModel("poisson-gaussian", flat.offset)
     return NoiseModel("poisson-gaussian", float(offset), float(slope))
 
 
