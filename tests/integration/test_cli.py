@@ -301,3 +301,21 @@ def test_evaluate_refuses_bad_input_in_one_line(cli, tmp_path):
         assert code == 2, (extra, err)
         assert err.startswith("error:") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "report").exists()
+
+
+def test_cli_trains_a_noise_model_and_denoise_uses_it(cli, tmp_path, stack_file):
+    model = tmp_path / "m.pt"
+    code, _, err = cli(
+        "train", "n2v", str(stack_file), "--out", str(model), *TINY,
+        "--noise-model", "poisson-gaussian",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "model: poisson-gaussian" in (tmp_path / "m.pt.yaml").read_text()
+    for extra in ([], ["--no-posterior"]):
+        out = tmp_path / f"out{len(extra)}.tif"
+        code, _, err = cli("denoise", str(model), str(stack_file), str(out), *extra)
+        assert code == 0, err
+    posterior = tifffile.imread(tmp_path / "out0.tif")
+    prior = tifffile.imread(tmp_path / "out1.tif")
+    assert posterior.shape == tifffile.imread(stack_file).shape
+    assert not np.array_equal(posterior, prior)

@@ -103,13 +103,13 @@ def denoise(
         return denoised
     planes = image if image.ndim == 3 else image[None]
     denoised = np.empty(planes.shape, dtype=np.float32)
+    tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
     for z, plane in enumerate(planes):
         normalized = model.normalization.normalize(plane)
         transforms = range(8) if tta else range(1)
         result = None
         for k in transforms:
             view = np.ascontiguousarray(_symmetry(normalized, k))
-            tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
             if noise_model is not None and posterior:  # blind, for the posterior
                 predicted = blind_prediction(net, view, radius=_masking_radius(model), **tiling)
             else:
@@ -120,8 +120,12 @@ def denoise(
                 predicted = _symmetry_inverse(predicted, k)
             result = predicted if result is None else result + predicted
         result = result / len(transforms)
-        if result.ndim == 3:
-            result = _posterior(model, normalized, result, noise_sigma, posterior)
+        if result.ndim == 3:  # mean and variance channels
+            result = (
+                result[0]
+                if not posterior
+                else _posterior(model, noise_model, plane, normalized, result, noise_sigma)
+            )
         with np.errstate(over="ignore", invalid="ignore"):
             denoised[z] = model.normalization.denormalize(result)
         check_network_output(denoised[z], model, source=source)
@@ -151,22 +155,20 @@ def learned_noise_model(model: TrainedModel) -> NoiseModel | None:
 
 def _posterior(
     model: TrainedModel,
+    noise_model: NoiseModel,
+    plane: np.ndarray,
     normalized: np.ndarray,
     predicted: np.ndarray,
     noise_sigma: float | str | None,
-    posterior: bool,
 ) -> np.ndarray:
     """The posterior mean of one normalised plane from the network's mean and variance
     channels: under the learned noise model, or Gaussian noise of a given sigma."""
     mean, variance = predicted[0], predicted_variance(predicted[1])
-    if not posterior:
-        return mean
     if noise_sigma is None:
-        noise_variance = learned_noise_model(model).variance(mean)
+        noise_variance = noise_model.variance(mean)
     else:
-        if noise_sigma == "auto":  # a volume: the median of its slices' estimates
-            planes = model.normalization.denormalize(normalized).reshape(-1, *normalized.shape[-2:])
-            sigma = float(np.median([estimate_noise_sigma(p) for p in planes]))
+        if noise_sigma == "auto":
+            sigma = estimate_noise_sigma(plane)
             logger.info("estimated noise sigma %.3g", sigma)
         else:
             sigma = _as_sigma(noise_sigma)

@@ -134,7 +134,7 @@ def blind_spot_statistics(
         if count >= max_pixels:
             break
     mse = total / count * normalization.std**2
-    if not means or noise.model == "none":
+    if not means:  # no variance head: no noise model
         return mse, None
     fitted = fit_noise_model(
         np.concatenate(means), np.concatenate(variances), noise.model, quantile=noise.quantile
