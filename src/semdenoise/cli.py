@@ -123,6 +123,16 @@ BaseChannels = Annotated[int | None, _option("unet", "base_channels")]
 Residual = Annotated[bool | None, _option("unet", "residual")]
 NegativeSlope = Annotated[float | None, _option("unet", "negative_slope")]
 XYOnlyLevels = Annotated[int | None, _option("unet", "xy_only_levels")]
+Channels = Annotated[str | None, _option("unet", "channels")]
+AxesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--axes",
+        help="The input's axes, one letter each of S (samples), T (time), C (channels), "
+        "Z, Y, X, e.g. CYX or SCZYX (default: YX; a 3-D array is ZYX for a 3-D model, "
+        "else a stack SYX; a model trained with --axes assumes them again).",
+    ),
+]
 Masking = Annotated[str | None, _option("masking", "mode", "--masking")]
 Replacement = Annotated[str | None, _option("masking", "replacement")]
 Radius = Annotated[int | None, _option("masking", "radius")]
@@ -174,7 +184,7 @@ TRAIN_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "seg": {
         "train": _fields("train", without=("crop_depth",)),
-        "unet": _fields("unet", without=(*_SET_BY_MODE, *_3D_ONLY, "residual")),
+        "unet": _fields("unet", without=(*_SET_BY_MODE, *_3D_ONLY, "residual", "channels")),
         "seg": _fields("seg"),
     },
     "joint": {
@@ -293,6 +303,8 @@ def train_n2v_command(
     residual: Residual = None,
     negative_slope: NegativeSlope = None,
     xy_only_levels: XYOnlyLevels = None,
+    channels: Channels = None,
+    axes: AxesOption = None,
     device: Device = None,
     progress: Progress = True,
 ) -> None:
@@ -302,7 +314,7 @@ def train_n2v_command(
 
     _refuse_overwrite(out, images, config)
     configs = _settings("n2v", locals())
-    model = train_n2v(images, **configs, out=out, resume=resume, progress=progress)
+    model = train_n2v(images, **configs, axes=axes, out=out, resume=resume, progress=progress)
     _report_trained(out, model, _save_settings("n2v", out, configs))
 
 
@@ -332,6 +344,7 @@ def train_seg_command(
     device: Device = None,
     loss: SegLossOption = None,
     target: SegTargetOption = None,
+    axes: AxesOption = None,
     progress: Progress = True,
 ) -> None:
     """Train a segmenter on images and their labels (any non-zero label is foreground;
@@ -348,6 +361,7 @@ def train_seg_command(
         target=configs["seg"].target,
         ignore_label=ignore_label,
         train=configs["train"],
+        axes=axes,
         out=out,
         resume=resume,
         progress=progress,
@@ -397,6 +411,8 @@ def train_joint_command(
     base_channels: BaseChannels = None,
     residual: Residual = None,
     negative_slope: NegativeSlope = None,
+    channels: Channels = None,
+    axes: AxesOption = None,
     device: Device = None,
     target: SegmentTarget = None,
     segment_loss: SegmentLoss = None,
@@ -421,6 +437,7 @@ def train_joint_command(
         style_segmenter=style_segmenter,
         init=init,
         **configs,
+        axes=axes,
         out=out,
         resume=resume,
         progress=progress,
@@ -457,6 +474,7 @@ def denoise_command(
     ] = None,
     batch_size: WindowBatch = None,
     device: PredictDevice = "auto",
+    axes: AxesOption = None,
     tta: Annotated[
         bool, typer.Option(help="Average over the 8 rotations/flips (8x slower).")
     ] = False,
@@ -510,7 +528,7 @@ def denoise_command(
     _check_prediction_options(1024 if tile_size is None else tile_size, batch_size)
     options = {"batch_size": batch_size, "device": device, "tta": tta, "posterior": posterior}
     options |= _given(tile_size=tile_size)
-    if source.suffix.lower() == ".zarr" and target.suffix.lower() == ".zarr":
+    if source.suffix.lower() == ".zarr" and target.suffix.lower() == ".zarr" and axes is None:
         denoise_zarr(
             load_model(model),
             source,
@@ -527,10 +545,13 @@ def denoise_command(
     if scheduler is not None or workers is not None or chunk_size is not None:
         raise InputError(
             "--scheduler, --workers and --chunk-size apply to Zarr input and Zarr output only"
+            + (" (with --axes, Zarr is denoised in memory)" if axes is not None else "")
         )
     loaded = load_model(model)
-    image = read_image(source)
-    denoised = denoise(loaded, image, noise_sigma=noise_sigma, source=str(source), **options)
+    image = read_image(source, axes=axes)
+    denoised = denoise(
+        loaded, image, axes=axes, noise_sigma=noise_sigma, source=str(source), **options
+    )
     write_image(target, denoised, inputs=(source, model))
     typer.echo(f"wrote {target}: {denoised.shape} float32")
 
@@ -553,6 +574,7 @@ def segment_command(
     tile_size: TileSize = 1024,
     batch_size: WindowBatch = None,
     device: PredictDevice = "auto",
+    axes: AxesOption = None,
 ) -> None:
     """Segment an image or stack; writes a uint8 0/1 mask, or objects with --instances
     (a joint model segments its own denoised image)."""
@@ -562,10 +584,11 @@ def segment_command(
     _refuse_overwrite(target, source, model)
     _check_prediction_options(tile_size, batch_size)
     loaded = load_model(model)
-    image = read_image(source)
+    image = read_image(source, axes=axes)
     mask = segment(
         loaded,
         image,
+        axes=axes,
         probabilities=probabilities,
         instances=instances,
         tile_size=tile_size,

@@ -49,6 +49,12 @@ class UNetConfig(_Config):
     )
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(1, ge=1)
+    channels: Literal["together", "separate"] = Field(
+        "together",
+        description="Images with several channels (--axes with C): one denoiser over "
+        "all channels together, or an independent one per channel (grouped "
+        "convolutions; each its own width). Segmenters always see them together.",
+    )
     residual: bool = Field(
         False,
         description="Add the input to the output (the paper's residual denoiser); "
@@ -71,6 +77,11 @@ class UNetConfig(_Config):
                 f"depth (dims {self.dims}, depth {self.depth})"
             )
         return self
+
+    @property
+    def groups(self) -> int:
+        """Independent sub-networks: one per input channel when channels are separate."""
+        return self.in_channels if self.channels == "separate" else 1
 
     @property
     def size_multiple(self) -> int:

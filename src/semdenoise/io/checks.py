@@ -5,19 +5,26 @@ from __future__ import annotations
 import numpy as np
 
 from semdenoise.errors import InputError
+from semdenoise.io.axes import Layout
 
 
-def check_image(image: np.ndarray, *, source: str) -> np.ndarray:
-    """Return ``image`` as float32 (Y, X) or (Z, Y, X), or raise InputError saying why not."""
+def check_image(image: np.ndarray, *, source: str, axes: str | None = None) -> np.ndarray:
+    """Return ``image`` as float32 (Y, X) or (Z, Y, X), or raise InputError saying why not.
+
+    With declared ``axes`` (io/axes.py) any number of dimensions may come; the axes
+    must then match it.
+    """
     image = np.asarray(image)
     if image.dtype == bool:
         raise InputError(f"{source}: boolean array, expected an intensity image")
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise InputError(f"{source}: unsupported pixel type {image.dtype}, expected int or float")
-    if image.ndim not in (2, 3):
+    if axes is not None:
+        Layout.of(image, axes, source=source)
+    elif image.ndim not in (2, 3):
         raise InputError(
             f"{source}: {image.ndim}-D array of shape {image.shape}, expected 2-D (Y, X) "
-            "or 3-D (Z, Y, X)"
+            "or 3-D (Z, Y, X); declare other layouts with --axes (e.g. CYX, SCYX)"
         )
     if image.size == 0:
         raise InputError(f"{source}: empty array of shape {image.shape}")
@@ -47,7 +54,7 @@ def check_not_constant(image: np.ndarray, *, source: str) -> None:
         raise InputError(f"{source}: constant image (every pixel is {float(image.min())!r})")
 
 
-def check_label_ids(labels: np.ndarray, *, source: str) -> np.ndarray:
+def check_label_ids(labels: np.ndarray, *, source: str, axes: str | None = None) -> np.ndarray:
     """Return a mask or label image as int64 values as given (0 background; a label
     image's objects 1..N; a value the caller ignores, such as -1 or 255, kept)."""
     labels = np.asarray(labels)
@@ -55,7 +62,9 @@ def check_label_ids(labels: np.ndarray, *, source: str) -> np.ndarray:
         np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
     ):
         raise InputError(f"{source}: unsupported label type {labels.dtype}")
-    if labels.ndim not in (2, 3):
+    if axes is not None:
+        Layout.of(labels, axes, source=source)
+    elif labels.ndim not in (2, 3):
         raise InputError(
             f"{source}: {labels.ndim}-D labels of shape {labels.shape}, expected 2-D or 3-D"
         )
@@ -76,14 +85,14 @@ def check_pairs(
     images: list[tuple[str, np.ndarray]], labels: list[tuple[str, np.ndarray | None]]
 ) -> None:
     """Labels must match images one to one: same count, same shape, slice by slice
-    (``None``: an unlabelled image, any shape)."""
+    (``None``: an unlabelled image, any shape; an image's channel axis, first, aside)."""
     if len(images) != len(labels):
         raise InputError(
             f"{len(labels)} label slice(s) for {len(images)} image slice(s): labels must "
             "match images one to one"
         )
     for (image_source, image), (label_source, label) in zip(images, labels, strict=True):
-        if label is not None and image.shape != label.shape:
+        if label is not None and image.shape[image.ndim - label.ndim :] != label.shape:
             raise InputError(
                 f"{label_source}: labels of shape {label.shape} do not match "
                 f"{image_source} of shape {image.shape}"

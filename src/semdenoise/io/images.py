@@ -15,6 +15,7 @@ import numpy as np
 
 from semdenoise.errors import InputError, system_failure
 from semdenoise.io.atomic import atomic_path
+from semdenoise.io.axes import Layout
 from semdenoise.io.checks import check_image, check_label_ids, check_labels
 
 SUPPORTED_INPUTS = (".tif", ".tiff", ".png", ".npy", ".zarr")
@@ -76,14 +77,15 @@ def _read_file(path: Path) -> np.ndarray:
         raise InputError(f"{path}: cannot read as {_suffix(path)} image: {reason}") from e
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one 2-D image or 3-D (Z, Y, X) stack as float32, checked.
+def read_image(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
+    """Read one 2-D image or 3-D (Z, Y, X) stack as float32, checked; with declared
+    ``axes`` (io/axes.py), an array of as many dimensions as it names.
 
     Raises InputError for a missing, unreadable or foreign file, a wrong number of
     dimensions, or NaN/inf pixels; the message names the file.
     """
     path = Path(path)
-    return check_image(_read_file(path), source=str(path))
+    return check_image(_read_file(path), source=str(path), axes=axes)
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
@@ -92,10 +94,10 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     return check_labels(_read_file(path), source=str(path))
 
 
-def read_label_ids(path: str | os.PathLike) -> np.ndarray:
+def read_label_ids(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
     """Read a mask or label image with its values kept (objects 1..N stay apart)."""
     path = Path(path)
-    return check_label_ids(_read_file(path), source=str(path))
+    return check_label_ids(_read_file(path), source=str(path), axes=axes)
 
 
 def list_image_files(folder: Path) -> list[Path]:
@@ -106,7 +108,7 @@ def list_image_files(folder: Path) -> list[Path]:
 
 
 def _read_slices(
-    path: str | os.PathLike, reader: Callable[[Path], np.ndarray]
+    path: str | os.PathLike, reader: Callable[..., np.ndarray], axes: str | None
 ) -> list[tuple[str, np.ndarray]]:
     path = Path(path)
     if path.is_dir() and _suffix(path) != ".zarr":
@@ -117,27 +119,33 @@ def _read_slices(
         files = [path]
     slices: list[tuple[str, np.ndarray]] = []
     for file in files:
-        array = reader(file)
+        array = reader(file, axes=axes)
+        planes = Layout.of(array, axes, source=str(file)).planes(array)
         if array.ndim == 2:
-            slices.append((str(file), array))
+            slices.append((str(file), planes[0]))
         else:
-            slices.extend((f"{file}[{z}]", plane) for z, plane in enumerate(array))
+            slices.extend((f"{file}[{z}]", plane) for z, plane in enumerate(planes))
     return slices
 
 
-def read_training_images(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
-    """Every 2-D slice of a file, a stack or a folder of such files, named for messages.
+def read_training_images(
+    path: str | os.PathLike, *, axes: str | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """Every 2-D image of a file, a stack or a folder of such files, named for messages.
 
     Returns ``(source, image)`` pairs where ``source`` says file and slice, so a later
-    error can point at the exact slice.
+    error can point at the exact slice. An image is (Y, X), or (C, Y, X) when declared
+    ``axes`` hold several channels.
     """
-    return _read_slices(path, read_image)
+    return _read_slices(path, read_image, axes)
 
 
-def read_training_labels(path: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+def read_training_labels(
+    path: str | os.PathLike, *, axes: str | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Every 2-D label slice (values kept), in the order ``read_training_images`` gives
-    images."""
-    return _read_slices(path, read_label_ids)
+    images; ``axes`` are the labels' own (the images' without C)."""
+    return _read_slices(path, read_label_ids, axes)
 
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -24,12 +24,19 @@ class ConvBlock(nn.Sequential):
     """Two conv3x3(x3) → BatchNorm → LeakyReLU; BN before the activation as in the paper."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, negative_slope: float, dims: int = 2
+        self,
+        in_channels: int,
+        out_channels: int,
+        negative_slope: float,
+        dims: int = 2,
+        groups: int = 1,
     ) -> None:
         layers: list[nn.Module] = []
         for channels_in in (in_channels, out_channels):
             layers += [
-                _CONV[dims](channels_in, out_channels, kernel_size=3, padding=1, bias=False),
+                _CONV[dims](
+                    channels_in, out_channels, kernel_size=3, padding=1, bias=False, groups=groups
+                ),
                 _BATCH_NORM[dims](out_channels),
                 nn.LeakyReLU(negative_slope, inplace=True),
             ]
@@ -40,6 +47,9 @@ class UNet(nn.Module):
     """2-D or 3-D U-Net of configurable depth and width; any input size (padded, cropped
     back). A 3-D net takes (B, C, Z, Y, X); with ``xy_only_levels`` its first levels
     pool in Y/X only, so anisotropic voxels (few, thick Z slices) are not squashed in Z.
+    With ``channels="separate"`` every layer is a grouped convolution, one group per
+    input channel: independent networks side by side, outputs in the order
+    [means of every channel, then their variances].
 
     Examples
     --------
@@ -54,20 +64,22 @@ class UNet(nn.Module):
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.config = config
-        dims = config.dims
-        widths = [config.base_channels * 2**level for level in range(config.depth + 1)]
+        dims, groups = config.dims, config.groups
+        if config.out_channels % groups:
+            raise ValueError(f"{config.out_channels} output channels for {groups} groups")
+        widths = [config.base_channels * 2**level * groups for level in range(config.depth + 1)]
         slope = config.negative_slope
         self.down = nn.ModuleList()
         channels = config.in_channels
         for width in widths[:-1]:
-            self.down.append(ConvBlock(channels, width, slope, dims))
+            self.down.append(ConvBlock(channels, width, slope, dims, groups))
             channels = width
-        self.bottom = ConvBlock(widths[-2], widths[-1], slope, dims)
+        self.bottom = ConvBlock(widths[-2], widths[-1], slope, dims, groups)
         self.up = nn.ModuleList(
-            ConvBlock(widths[level + 1] + widths[level], widths[level], slope, dims)
+            ConvBlock(widths[level + 1] + widths[level], widths[level], slope, dims, groups)
             for level in reversed(range(config.depth))
         )
-        self.head = _CONV[dims](widths[0], config.out_channels, kernel_size=1)
+        self.head = _CONV[dims](widths[0], config.out_channels, kernel_size=1, groups=groups)
         # Per level, the pooling factor along each spatial axis (Z first in 3-D).
         self._factors = [
             (2, 2) if dims == 2 else (2 if pools_z else 1, 2, 2) for pools_z in config.z_pooling
@@ -101,8 +113,8 @@ class UNet(nn.Module):
             features = F.interpolate(
                 features, scale_factor=tuple(float(f) for f in factor), mode="nearest"
             )
-            features = block(torch.cat([features, skip], dim=1))
-        out = self.head(features)
+            features = block(self._join(features, skip))
+        out = self._by_output(self.head(features))
         if config.residual and config.out_channels > config.in_channels:
             # a denoiser with a variance head: the input is added to the mean channels only
             split = config.in_channels
@@ -110,6 +122,25 @@ class UNet(nn.Module):
         elif config.residual:
             out = out + padded
         return out[(..., *(slice(0, size) for size in sizes))]
+
+    def _join(self, upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """The skip connection's concatenation, group by group for grouped layers."""
+        groups = self.config.groups
+        if groups == 1:
+            return torch.cat([upsampled, skip], dim=1)
+        batch, sizes = upsampled.shape[0], upsampled.shape[2:]
+        parts = [t.reshape(batch, groups, -1, *sizes) for t in (upsampled, skip)]
+        return torch.cat(parts, dim=2).reshape(batch, -1, *sizes)
+
+    def _by_output(self, out: torch.Tensor) -> torch.Tensor:
+        """Grouped head outputs (each group's mean, variance) reordered to all means,
+        then all variances, as an ungrouped head gives them."""
+        groups = self.config.groups
+        per_group = self.config.out_channels // groups
+        if groups == 1 or per_group == 1:
+            return out
+        batch, sizes = out.shape[0], out.shape[2:]
+        return out.reshape(batch, groups, per_group, *sizes).transpose(1, 2).reshape(out.shape)
 
 
 def without_variance_head(net: UNet) -> UNet:
@@ -120,7 +151,10 @@ def without_variance_head(net: UNet) -> UNet:
         return copy.deepcopy(net)
     mean = UNet(config.model_copy(update={"out_channels": config.in_channels}))
     state = net.state_dict()
+    per_group = config.out_channels // config.groups
+    means = config.in_channels // config.groups  # mean outputs per group, variances after
+    rows = [r for r in range(config.out_channels) if r % per_group < means]
     for name in ("head.weight", "head.bias"):
-        state[name] = state[name][: config.in_channels]
+        state[name] = state[name][rows]
     mean.load_state_dict(state)
     return mean.train(net.training)

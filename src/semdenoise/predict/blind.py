@@ -25,11 +25,12 @@ BLIND_STRIDE = 4
 
 def window_medians(image: np.ndarray, radius: int) -> np.ndarray:
     """Each pixel's median over its (2r+1)² window without the centre (image edges
-    mirrored)."""
-    height, width = image.shape
-    padded = np.pad(image, radius, mode="reflect" if min(height, width) > radius else "edge")
+    mirrored), in the last two axes (per channel of a (C, Y, X) image)."""
+    height, width = image.shape[-2:]
+    pad = [(0, 0)] * (image.ndim - 2) + [(radius, radius)] * 2
+    padded = np.pad(image, pad, mode="reflect" if min(height, width) > radius else "edge")
     shifts = [
-        padded[dy : dy + height, dx : dx + width]
+        padded[..., dy : dy + height, dx : dx + width]
         for dy in range(2 * radius + 1)
         for dx in range(2 * radius + 1)
         if (dy, dx) != (radius, radius)
@@ -45,19 +46,20 @@ def blind_prediction(
     stride: int = BLIND_STRIDE,
     **tiling,
 ) -> np.ndarray:
-    """(C, Y, X) outputs of ``net`` on a normalised (Y, X) image, each pixel's from a
-    pass in which that pixel was masked. ``tiling``: options of :func:`predict_tiled`."""
+    """(outputs, Y, X) of ``net`` on a normalised (C, Y, X) or (Y, X) image, each pixel's from a
+    pass in which that pixel was masked (in every channel, as training masks).
+    ``tiling``: options of :func:`predict_tiled`."""
     stride = max(stride, radius + 1)
     image = np.asarray(image, dtype=np.float32)
+    image = image[None] if image.ndim == 2 else image  # (Y, X): one channel
     medians = window_medians(image, radius)
     output = None
-    for a in range(min(stride, image.shape[0])):
-        for b in range(min(stride, image.shape[1])):
+    for a in range(min(stride, image.shape[-2])):
+        for b in range(min(stride, image.shape[-1])):
             masked = image.copy()
-            masked[a::stride, b::stride] = medians[a::stride, b::stride]
-            predicted = predict_tiled(net, masked, **tiling)
-            if predicted.ndim == 2:
-                predicted = predicted[None]
+            masked[..., a::stride, b::stride] = medians[..., a::stride, b::stride]
+            predicted = predict_tiled(net, masked[0] if len(masked) == 1 else masked, **tiling)
+            predicted = predicted.reshape(-1, *image.shape[-2:])
             if output is None:
                 output = np.empty_like(predicted)
             output[:, a::stride, b::stride] = predicted[:, a::stride, b::stride]

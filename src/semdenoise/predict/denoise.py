@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from semdenoise.errors import InputError
+from semdenoise.io.axes import Layout
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.io.model_file import load_model
 from semdenoise.models.noise_model import NoiseModel, posterior_mean, predicted_variance
@@ -35,10 +36,41 @@ def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
     return model if isinstance(model, TrainedModel) else load_model(model)
 
 
+def model_layout(
+    model: TrainedModel, image: np.ndarray, axes: str | None, *, source: str
+) -> Layout:
+    """The axes of ``image`` for ``model``: as declared, else the axes the model was
+    trained with when the dimensions agree, else the defaults (io/axes.py); its channels
+    must be the model's."""
+    net = model.denoiser if model.denoiser is not None else model.segmenter
+    channels, dims = net.config.in_channels, net.config.dims
+    stored = model.training.get("axes")
+    if axes is None and stored is not None and len(stored) == np.ndim(image):
+        axes = stored
+    if axes is None and channels > 1:
+        raise InputError(
+            f"{source}: this model takes {channels} channels; declare the image's axes "
+            f"with --axes (it was trained on {stored or 'images'} with channels C)"
+        )
+    layout = Layout.of(image, axes, volume=dims == 3, source=source)
+    if layout.channels != channels:
+        raise InputError(
+            f"{source}: {layout.channels} channel(s) (axes {layout.axes}), this model "
+            f"takes {channels}"
+        )
+    if dims == 3 and "Z" not in layout.axes:
+        raise InputError(
+            f"{source}: image of shape {layout.shape} (axes {layout.axes}) has no Z axis, "
+            "this 3-D model needs (Z, Y, X) volumes"
+        )
+    return layout
+
+
 def denoise(
     model: TrainedModel | str | os.PathLike,
     image: np.ndarray,
     *,
+    axes: str | None = None,
     tile_size: int = 1024,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
@@ -50,8 +82,11 @@ def denoise(
     """Denoise a (Y, X) image or a (Z, Y, X) stack slice by slice (a 3-D model: the
     (Z, Y, X) volume as a whole, in overlapping 3-D windows).
 
+    ``axes`` declares other layouts ("CYX", "SCZYX", ...; io/axes.py); without it a
+    model trained with declared axes assumes them again when the dimensions agree. A
+    model trained on channels denoises them (together or separately, as trained).
     Normalises with the model's stored statistics and returns float32 in the input's
-    intensity scale, same shape. ``tta`` averages the predictions of the 8
+    intensity scale, same shape and axes. ``tta`` averages the predictions of the 8
     rotations/flips (the training augmentations): less residual noise, 8x the time.
 
     ``noise_sigma`` (Gaussian noise standard deviation in the input's units, when known)
@@ -72,143 +107,186 @@ def denoise(
     net = model.denoiser
     if net is None:
         raise InputError(f"model of kind {model.kind!r} holds no denoiser")
-    image = check_image(image, source=source)
-    check_min_size(image, net.config.min_size, source=source)
+    image = check_image(image, source=source, axes=axes)
+    layout = model_layout(model, image, axes, source=source)
+    data = layout.canonical(image)  # (S, C, Z, Y, X)
+    check_min_size(data, net.config.min_size, source=source)
     device = resolve_device(device)
-    noise_model = learned_noise_model(model)
-    fixed_alpha = None if noise_model is not None else observed_pixel_weight(model, noise_sigma)
-    if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
-        if image.ndim != 3:
-            raise InputError(
-                f"{source}: 2-D image of shape {image.shape}, this 3-D model needs a "
-                "(Z, Y, X) volume"
-            )
-        predicted = predict_volume(
-            net,
-            model.normalization.normalize(image),
-            tta=tta,
-            tile_size=tile_size,
-            batch_size=batch_size,
-            device=device,
-        )
-        with np.errstate(over="ignore", invalid="ignore"):
-            denoised = model.normalization.denormalize(predicted)
-        check_network_output(denoised, model, source=source)
-        for z, plane in enumerate(image):
-            alpha = (
-                fixed_alpha if fixed_alpha is not None else _estimated_center_weight(model, plane)
-            )
-            if alpha > 0:
-                denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
-        return denoised
-    planes = image if image.ndim == 3 else image[None]
-    denoised = np.empty(planes.shape, dtype=np.float32)
+    noise_models = learned_noise_model(model)
+    fixed_alpha = None if noise_models is not None else observed_pixel_weight(model, noise_sigma)
+    denoised = np.empty(data.shape, dtype=np.float32)
     tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
-    for z, plane in enumerate(planes):
-        normalized = model.normalization.normalize(plane)
-        transforms = range(8) if tta else range(1)
-        result = None
-        for k in transforms:
-            view = np.ascontiguousarray(_symmetry(normalized, k))
-            if noise_model is not None and posterior:  # blind, for the posterior
-                predicted = blind_prediction(net, view, radius=_masking_radius(model), **tiling)
-            else:
-                predicted = predict_tiled(net, view, **tiling)
-            if predicted.ndim == 3:  # mean and variance: each channel back in place
-                predicted = np.stack([_symmetry_inverse(c, k) for c in predicted])
-            else:
-                predicted = _symmetry_inverse(predicted, k)
-            result = predicted if result is None else result + predicted
-        result = result / len(transforms)
-        if result.ndim == 3:  # mean and variance channels
-            result = (
-                result[0]
-                if not posterior
-                else _posterior(model, noise_model, plane, normalized, result, noise_sigma)
+    planes = [(s, z) for s in range(data.shape[0]) for z in range(data.shape[2])]
+    for s in range(data.shape[0]):
+        if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
+            volume = data[s]
+            predicted = predict_volume(
+                net, _network_input(model.normalization.normalize(volume)), tta=tta, **tiling
             )
-        with np.errstate(over="ignore", invalid="ignore"):
-            denoised[z] = model.normalization.denormalize(result)
-        check_network_output(denoised[z], model, source=source)
-        if noise_model is None:
-            alpha = (
-                fixed_alpha if fixed_alpha is not None else _estimated_center_weight(model, plane)
+            with np.errstate(over="ignore", invalid="ignore"):
+                result = model.normalization.denormalize(predicted.reshape(volume.shape))
+            check_network_output(result, model, source=source)
+            for z in range(volume.shape[1]):
+                result[:, z] = _blend(model, result[:, z], volume[:, z], fixed_alpha)
+            denoised[s] = result
+            continue
+        for z in range(data.shape[2]):
+            plane = data[s, :, z]  # (C, Y, X)
+            denoised[s, :, z] = _denoise_plane(
+                model,
+                plane,
+                noise_models,
+                fixed_alpha,
+                tta,
+                posterior,
+                noise_sigma,
+                tiling,
+                source=source,
             )
-            if alpha > 0:
-                denoised[z] = (1.0 - alpha) * denoised[z] + alpha * plane
-        if len(planes) > 1:
-            logger.info("denoised slice %d/%d", z + 1, len(planes))
-    return denoised if image.ndim == 3 else denoised[0]
+            if len(planes) > 1:
+                logger.info("denoised slice %d/%d", planes.index((s, z)) + 1, len(planes))
+    return layout.restore(denoised)
+
+
+def _network_input(image: np.ndarray) -> np.ndarray:
+    """A normalised (C, ...) image as the tilers take it: without C for one channel."""
+    return image[0] if image.shape[0] == 1 else image
+
+
+def _denoise_plane(
+    model: TrainedModel,
+    plane: np.ndarray,
+    noise_models: list[NoiseModel] | None,
+    fixed_alpha: np.ndarray | None,
+    tta: bool,
+    posterior: bool,
+    noise_sigma: float | str | None,
+    tiling: dict,
+    *,
+    source: str,
+) -> np.ndarray:
+    """One (C, Y, X) plane denoised, in the input's units."""
+    net = model.denoiser
+    normalized = model.normalization.normalize(plane)
+    transforms = range(8) if tta else range(1)
+    result = None
+    for k in transforms:
+        view = np.ascontiguousarray(_symmetry(normalized, k))
+        if noise_models is not None and posterior:  # blind, for the posterior
+            predicted = blind_prediction(net, view, radius=_masking_radius(model), **tiling)
+        else:
+            predicted = predict_tiled(net, _network_input(view), **tiling)
+        predicted = _symmetry_inverse(predicted.reshape(-1, *view.shape[1:]), k)
+        result = predicted if result is None else result + predicted
+    result = result / len(transforms)  # (outputs, Y, X): means, then any variances
+    channels = len(plane)
+    if len(result) > channels:
+        result = (
+            result[:channels]
+            if not posterior
+            else _posterior(model, noise_models, plane, normalized, result, noise_sigma)
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        denoised = model.normalization.denormalize(result)
+    check_network_output(denoised, model, source=source)
+    if noise_models is None:
+        denoised = _blend(model, denoised, plane, fixed_alpha)
+    return denoised
+
+
+def _blend(
+    model: TrainedModel, denoised: np.ndarray, plane: np.ndarray, alpha: np.ndarray | None
+) -> np.ndarray:
+    """The prediction blended with the observed (C, Y, X) plane, weight per channel
+    (``None``: estimated from the plane)."""
+    if alpha is None:
+        alpha = _estimated_center_weights(model, plane)
+    alpha = np.broadcast_to(alpha, (len(plane),))
+    for c, weight in enumerate(alpha.tolist()):
+        if weight > 0:
+            denoised[c] = (1.0 - weight) * denoised[c] + weight * plane[c]
+    return denoised
 
 
 def _masking_radius(model: TrainedModel) -> int:
     return int(model.training.get("masking", {}).get("radius", 2))
 
 
-def learned_noise_model(model: TrainedModel) -> NoiseModel | None:
-    """The noise model a denoiser learned with it, if it has a variance head."""
+def learned_noise_model(model: TrainedModel) -> list[NoiseModel] | None:
+    """The noise model a denoiser learned with it, one per channel, if it has a
+    variance head."""
     values = model.training.get("noise_model")
     net = model.denoiser
     if values is None or net is None or net.config.out_channels == net.config.in_channels:
         return None
-    return NoiseModel.from_dict(values)
+    values = values if isinstance(values, list) else [values]
+    return [NoiseModel.from_dict(v) for v in values]
 
 
 def _posterior(
     model: TrainedModel,
-    noise_model: NoiseModel,
+    noise_models: list[NoiseModel],
     plane: np.ndarray,
     normalized: np.ndarray,
     predicted: np.ndarray,
     noise_sigma: float | str | None,
 ) -> np.ndarray:
-    """The posterior mean of one normalised plane from the network's mean and variance
-    channels: under the learned noise model, or Gaussian noise of a given sigma."""
-    mean, variance = predicted[0], predicted_variance(predicted[1])
-    if noise_sigma is None:
-        noise_variance = noise_model.variance(mean)
-    else:
-        if noise_sigma == "auto":
-            sigma = estimate_noise_sigma(plane)
-            logger.info("estimated noise sigma %.3g", sigma)
+    """The posterior mean of one normalised (C, Y, X) plane from the network's mean and
+    variance channels: under the learned noise model, or Gaussian noise of a given
+    sigma (per channel)."""
+    channels = len(plane)
+    stds = np.reshape(model.normalization.std, -1)
+    result = np.empty(normalized.shape, dtype=np.float32)
+    for c in range(channels):
+        mean, variance = predicted[c], predicted_variance(predicted[channels + c])
+        if noise_sigma is None:
+            noise_variance = noise_models[c].variance(mean)
         else:
-            sigma = _as_sigma(noise_sigma)
-            if not sigma >= 0:
-                raise InputError(f"noise sigma must be a number >= 0, got {sigma}")
-        noise_variance = np.float32((sigma / model.normalization.std) ** 2)
-    return posterior_mean(normalized, mean, variance, noise_variance)
+            if noise_sigma == "auto":
+                sigma = estimate_noise_sigma(plane[c])
+                logger.info("estimated noise sigma %.3g", sigma)
+            else:
+                sigma = _as_sigma(noise_sigma)
+                if not sigma >= 0:
+                    raise InputError(f"noise sigma must be a number >= 0, got {sigma}")
+            noise_variance = np.float32((sigma / stds[c]) ** 2)
+        result[c] = posterior_mean(normalized[c], mean, variance, noise_variance)
+    return result
 
 
 def check_network_output(values: np.ndarray, model: TrainedModel, *, source: str) -> None:
     """Refuse a prediction that overflowed: the input lies far outside the training range."""
     if not np.isfinite(values).all():
         raise InputError(
-            f"{source}: intensities far outside the model's range (training mean "
-            f"{model.normalization.mean:.4g}, std {model.normalization.std:.4g}) "
-            "overflow the network"
+            f"{source}: intensities far outside the model's range (training "
+            f"{model.normalization.describe()}) overflow the network"
         )
 
 
 def _symmetry(image: np.ndarray, k: int) -> np.ndarray:
-    """The k-th of the square's 8 symmetries: rotate by k % 4 quarter turns, then flip."""
-    rotated = np.rot90(image, k % 4)
-    return rotated[:, ::-1] if k >= 4 else rotated
+    """The k-th of the square's 8 symmetries in the last two axes: rotate by k % 4
+    quarter turns, then flip."""
+    rotated = np.rot90(image, k % 4, axes=(-2, -1))
+    return rotated[..., ::-1] if k >= 4 else rotated
 
 
 def _symmetry_inverse(image: np.ndarray, k: int) -> np.ndarray:
-    unflipped = image[:, ::-1] if k >= 4 else image
-    return np.rot90(unflipped, -(k % 4))
+    unflipped = image[..., ::-1] if k >= 4 else image
+    return np.rot90(unflipped, -(k % 4), axes=(-2, -1))
 
 
-def observed_pixel_weight(model: TrainedModel, noise_sigma: float | str | None) -> float | None:
-    """The observed pixel's blend weight: 0 without a sigma, fixed for a given one,
-    ``None`` for "auto" (estimated per slice). Refuses, before any work, a model that
-    stores no blind-spot error."""
+def observed_pixel_weight(
+    model: TrainedModel, noise_sigma: float | str | None
+) -> np.ndarray | None:
+    """The observed pixel's blend weight per channel: 0 without a sigma, fixed for a
+    given one, ``None`` for "auto" (estimated per slice). Refuses, before any work, a
+    model that stores no blind-spot error."""
     if noise_sigma is None:
-        return 0.0
+        return np.zeros(1)
     if noise_sigma == "auto":
         _blind_spot_mse(model)
         return None
-    return center_weight(model, _as_sigma(noise_sigma))
+    return center_weights(model, _as_sigma(noise_sigma))
 
 
 def _as_sigma(noise_sigma: float | str) -> float:
@@ -220,27 +298,41 @@ def _as_sigma(noise_sigma: float | str) -> float:
         ) from None
 
 
-def _estimated_center_weight(model: TrainedModel, plane: np.ndarray) -> float:
-    noise_sigma = estimate_noise_sigma(plane)
-    logger.info("estimated noise sigma %.3g", noise_sigma)
-    return center_weight(model, noise_sigma)
+def _estimated_center_weights(model: TrainedModel, plane: np.ndarray) -> np.ndarray:
+    sigmas = [estimate_noise_sigma(channel) for channel in plane]
+    logger.info("estimated noise sigma %s", ", ".join(f"{s:.3g}" for s in sigmas))
+    return np.concatenate([center_weights(model, s, channel=c) for c, s in enumerate(sigmas)])
 
 
-def _blind_spot_mse(model: TrainedModel) -> float:
+def _blind_spot_mse(model: TrainedModel) -> np.ndarray:
     mse = model.training.get("blind_spot_mse")
     if mse is None:
         raise InputError(
             f"model of kind {model.kind!r} has no stored blind-spot error; --noise-sigma "
             "needs an N2V or joint model trained by this version"
         )
-    return mse
+    return np.reshape(np.asarray(mse, dtype=np.float64), -1)  # one per channel
 
 
-def center_weight(model: TrainedModel, noise_sigma: float) -> float:
-    """Weight of the observed pixel when blending with the blind-spot prediction."""
+def center_weights(
+    model: TrainedModel, noise_sigma: float, *, channel: int | None = None
+) -> np.ndarray:
+    """Weight of the observed pixel when blending with the blind-spot prediction, per
+    channel (or of one ``channel``)."""
     if not noise_sigma >= 0:
         raise InputError(f"noise sigma must be a number >= 0, got {noise_sigma}")
     mse = _blind_spot_mse(model)
-    alpha = min(1.0, max(0.0, (mse - noise_sigma**2) / mse))
-    logger.info("blending %.3f of the observed pixel (noise sigma %g)", alpha, noise_sigma)
+    if channel is not None:
+        mse = mse[channel : channel + 1]
+    alpha = np.clip((mse - noise_sigma**2) / mse, 0.0, 1.0)
+    logger.info(
+        "blending %s of the observed pixel (noise sigma %g)",
+        ", ".join(f"{a:.3f}" for a in alpha),
+        noise_sigma,
+    )
     return alpha
+
+
+def center_weight(model: TrainedModel, noise_sigma: float) -> float:
+    """The observed pixel's weight for a one-channel model (see :func:`center_weights`)."""
+    return float(center_weights(model, noise_sigma)[0])

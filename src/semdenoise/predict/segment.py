@@ -12,7 +12,12 @@ from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.models.targets import BACKGROUND
 from semdenoise.models.trained import TrainedModel
-from semdenoise.predict.denoise import as_model, check_network_output, resolve_device
+from semdenoise.predict.denoise import (
+    as_model,
+    check_network_output,
+    model_layout,
+    resolve_device,
+)
 from semdenoise.predict.instances import instances_from_classes, instances_from_mask
 from semdenoise.predict.tiling import predict_tiled
 
@@ -21,6 +26,7 @@ def segment(
     model: TrainedModel | str | os.PathLike,
     image: np.ndarray,
     *,
+    axes: str | None = None,
     probabilities: bool = False,
     instances: bool = False,
     threshold: float = 0.5,
@@ -32,7 +38,8 @@ def segment(
     """Foreground of a (Y, X) image or (Z, Y, X) stack: uint8 {0, 1}, float32
     probabilities, or with ``instances`` one integer per object (uint16/uint32, 0
     background, numbered per slice; :mod:`semdenoise.predict.instances`). A joint model
-    segments its own denoised image, as it was trained to.
+    segments its own denoised image, as it was trained to. ``axes`` as in
+    :func:`semdenoise.predict.denoise`; the result has the image's axes less C.
     """
     if probabilities and instances:
         raise InputError("choose probabilities or instances, not both")
@@ -40,33 +47,36 @@ def segment(
     segmenter = model.segmenter
     if segmenter is None:
         raise InputError(f"model of kind {model.kind!r} holds no segmenter")
-    image = check_image(image, source=source)
-    check_min_size(image, segmenter.config.min_size, source=source)
+    image = check_image(image, source=source, axes=axes)
+    layout = model_layout(model, image, axes, source=source)
+    data = layout.canonical(image)  # (S, C, Z, Y, X)
+    check_min_size(data, segmenter.config.min_size, source=source)
     device = resolve_device(device)
     cascade = model.kind == "joint" and model.denoiser is not None
-    planes = image if image.ndim == 3 else image[None]
     dtype = np.float32 if probabilities else np.uint32 if instances else np.uint8
-    result = np.empty(planes.shape, dtype=dtype)
-    for z, plane in enumerate(planes):
-        normalized = model.normalization.normalize(plane)
-        options = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
-        if cascade:
-            normalized = predict_tiled(model.denoiser, normalized, **options)
-        logits = predict_tiled(segmenter, normalized, **options)
-        check_network_output(logits, model, source=source)
-        if logits.ndim == 3:  # background / interior / boundary
-            classes = softmax(logits, axis=0)
-            probability = 1.0 - classes[BACKGROUND]
-        else:
-            probability = expit(logits)  # no overflow warning for very confident pixels
-        if instances:
-            result[z] = (
-                instances_from_classes(classes, threshold=threshold)
-                if logits.ndim == 3
-                else instances_from_mask(probability >= threshold)
-            )
-        else:
-            result[z] = probability if probabilities else probability >= threshold
+    result = np.empty((data.shape[0], 1, *data.shape[2:]), dtype=dtype)
+    options = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
+    for s in range(data.shape[0]):
+        for z in range(data.shape[2]):
+            normalized = model.normalization.normalize(data[s, :, z])
+            net_input = normalized[0] if len(normalized) == 1 else normalized
+            if cascade:
+                net_input = predict_tiled(model.denoiser, net_input, **options)
+            logits = predict_tiled(segmenter, net_input, **options)
+            check_network_output(logits, model, source=source)
+            if logits.ndim == 3:  # background / interior / boundary
+                classes = softmax(logits, axis=0)
+                probability = 1.0 - classes[BACKGROUND]
+            else:
+                probability = expit(logits)  # no overflow warning for very confident pixels
+            if instances:
+                result[s, 0, z] = (
+                    instances_from_classes(classes, threshold=threshold)
+                    if logits.ndim == 3
+                    else instances_from_mask(probability >= threshold)
+                )
+            else:
+                result[s, 0, z] = probability if probabilities else probability >= threshold
     if instances:
         result = result.astype(np.uint16) if result.max(initial=0) < 2**16 else result
-    return result if image.ndim == 3 else result[0]
+    return layout.restore(result, channels=False)

@@ -113,7 +113,7 @@ class JointModule(TrainingModule):
         sample = self.draw_batch()
         if self.train_config.augment:
             sample = augment(sample, self.generator)
-        noisy = sample[:, :1]
+        noisy = sample[:, : self._train_bank.channels]
         if self.pretraining:  # a weak segmenter on the noisy images
             loss = self.segmentation_term(self.segmenter(noisy), sample)
             if self.joint.pretrain_denoiser:  # and, independently, N2V alone
@@ -138,7 +138,7 @@ class JointModule(TrainingModule):
 
     def segmentation_term(self, logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Eq. 3's l2 over the labelled pixels of the batch (0 for unlabelled images)."""
-        target, weight = label_planes(sample)
+        target, weight = label_planes(sample, self._train_bank.channels)
         return segmentation_loss(logits, target, self.joint.segment_loss, weight=weight)
 
     def style_term(self, denoised: torch.Tensor) -> torch.Tensor:
@@ -152,7 +152,7 @@ class JointModule(TrainingModule):
     def validation_step(self, batch: int, batch_idx: int) -> None:
         generator = self.validation_generator(batch_idx)
         sample = self._val_bank.image(batch_idx)
-        noisy = sample[:, :1]
+        noisy = sample[:, : self._train_bank.channels]
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
         denoised = self.denoiser(masked)
@@ -164,7 +164,7 @@ class JointModule(TrainingModule):
 
 
 def _style_range(bank: ImageBank) -> tuple[float, float]:
-    values = torch.cat([stack[:, 0].reshape(-1) for stack in bank.stacks]).numpy()
+    values = torch.cat([stack[:, : bank.channels].reshape(-1) for stack in bank.stacks]).numpy()
     low, high = np.percentile(values, STYLE_RANGE_PERCENTILES)
     return float(low), float(max(high, low + 1e-6))
 
@@ -180,6 +180,7 @@ def train_joint(
     joint: JointConfig | None = None,
     masking: MaskingConfig | None = None,
     train: TrainConfig | None = None,
+    axes: str | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -192,8 +193,9 @@ def train_joint(
     folder by file name and images without a label file train the denoiser only; in a
     list of label arrays, ``None`` marks an unlabelled image. ``init`` starts the
     denoiser from an N2V model (its architecture and normalisation come with it).
-    Returns a model holding both networks: ``denoise`` uses the denoiser, ``segment``
-    the cascade.
+    ``axes``: the images' (io/axes.py); with C, both networks take that many channels
+    (the denoiser ``unet.channels``: together or separately). Returns a model holding
+    both networks: ``denoise`` uses the denoiser, ``segment`` the cascade.
     """
     if (labels is None) == (style_segmenter is None):
         raise InputError("train joint: give either labels (supervised) or a style segmenter")
@@ -217,6 +219,19 @@ def train_joint(
         raise InputError(f"{source}joint training is 2-D only; 3-D models train with train n2v")
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
+    data = prepare_training_data(
+        images,
+        labels,
+        min_size=(start.denoiser.config if start is not None else unet).min_size,
+        val_fraction=train.val_fraction,
+        seed=train.seed,
+        normalization=start.normalization if start is not None else None,
+        target=joint.segment_target,
+        ignore_label=ignore_label,
+        axes=axes,
+    )
+    channels = data.channels
+    unet = unet.model_copy(update={"in_channels": channels, "out_channels": channels})
     # copies: a library call never trains or freezes the networks it is given
     # a start's variance head (a learned noise model) is dropped: joint trains the mean
     denoiser = (
@@ -224,21 +239,20 @@ def train_joint(
         if start is not None
         else seeded_unet(unet, train.seed)
     )
-    data = prepare_training_data(
-        images,
-        labels,
-        min_size=denoiser.config.min_size,
-        val_fraction=train.val_fraction,
-        seed=train.seed,
-        normalization=start.normalization if start is not None else None,
-        target=joint.segment_target,
-        ignore_label=ignore_label,
-    )
     if style is not None:
+        if style.segmenter.config.in_channels != channels:
+            raise InputError(
+                f"--style-segmenter {style_segmenter}: takes "
+                f"{style.segmenter.config.in_channels} channel(s), the images have {channels}"
+            )
         segmenter = copy.deepcopy(style.segmenter)
     else:
         seg_config = unet.model_copy(
-            update={"residual": False, "out_channels": CHANNELS[joint.segment_target]}
+            update={
+                "residual": False,
+                "out_channels": CHANNELS[joint.segment_target],
+                "channels": "together",  # a segmenter combines the channels
+            }
         )
         segmenter = seeded_unet(seg_config, train.seed + 1)
     module = JointModule(
@@ -272,6 +286,7 @@ def train_joint(
             "labelled_images": data.labelled_count,
             "ignore_label": ignore_label,
             "validation_images": data.validation_count,
+            **({"axes": axes.upper()} if axes is not None else {}),
             # the N2V term keeps the denoiser a blind-spot predictor, so it can blend with
             # the observed pixel at a known sigma like N2V (denoise(noise_sigma=...)); the
             # segmentation term may teach it to pass some of each pixel's own value

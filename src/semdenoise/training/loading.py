@@ -17,6 +17,7 @@ import numpy as np
 
 from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError
+from semdenoise.io.axes import Layout, without_channels
 from semdenoise.io.checks import (
     check_image,
     check_label_ids,
@@ -40,28 +41,45 @@ logger = logging.getLogger(__name__)
 ImagesLike = str | os.PathLike | np.ndarray | Sequence[np.ndarray]
 
 
-def load_training_images(images: ImagesLike, *, min_size: int) -> list[tuple[str, np.ndarray]]:
+def load_training_images(
+    images: ImagesLike, *, min_size: int, axes: str | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Named, checked 2-D float32 training images from a path, an array or a list of arrays.
 
-    A (Z, Y, X) array or stack file contributes every slice as one image.
+    A (Z, Y, X) array or stack file contributes every slice as one image; declared
+    ``axes`` (io/axes.py) every image over S, T and Z, (C, Y, X) with several channels.
     """
     if isinstance(images, str | os.PathLike):
-        named = read_training_images(images)
+        named = read_training_images(images, axes=axes)
     else:
         arrays = [images] if isinstance(images, np.ndarray) else list(images)
         if not arrays:
             raise InputError("training images: empty list")
         named = []
         for index, array in enumerate(arrays):
-            array = check_image(array, source=f"images[{index}]")
+            array = check_image(array, source=f"images[{index}]", axes=axes)
             if array.ndim == 2:
                 named.append((f"images[{index}]", array))
             else:
-                named.extend((f"images[{index}][{z}]", plane) for z, plane in enumerate(array))
+                planes = Layout.of(array, axes, source=f"images[{index}]").planes(array)
+                named.extend((f"images[{index}][{z}]", plane) for z, plane in enumerate(planes))
     for source, image in named:
         check_min_size(image, min_size, source=source)
         check_not_constant(image, source=source)
     return named
+
+
+def image_channels(named: list[tuple[str, np.ndarray]], *, spatial: int = 2) -> int:
+    """The channels every named image has (1 without a channel axis); a mismatch is a
+    one-line error naming the first odd image."""
+    counts = [image.shape[0] if image.ndim > spatial else 1 for _, image in named]
+    for (source, _), count in zip(named, counts, strict=True):
+        if count != counts[0]:
+            raise InputError(
+                f"{source}: {count} channel(s), but {named[0][0]} has {counts[0]}: every "
+                "training image needs the same channels"
+            )
+    return counts[0]
 
 
 LabelsLike = ImagesLike | Sequence[np.ndarray | None]
@@ -81,7 +99,9 @@ def _slice_count(named: list[tuple[str, np.ndarray]], file: Path) -> int:
     return sum(1 for source, _ in named if source == str(file) or source.startswith(f"{file}["))
 
 
-def _labels_by_stem(images: Path, labels: Path, named: list[tuple[str, np.ndarray]]) -> NamedLabels:
+def _labels_by_stem(
+    images: Path, labels: Path, named: list[tuple[str, np.ndarray]], axes: str | None
+) -> NamedLabels:
     """Partial labels: each label file pairs with the image file of the same stem; an
     image without one is unlabelled (``None`` for each of its slices)."""
     image_files = list_image_files(images)
@@ -104,7 +124,7 @@ def _labels_by_stem(images: Path, labels: Path, named: list[tuple[str, np.ndarra
         if file.stem not in by_stem:
             paired.extend((f"{file} (unlabelled)", None) for _ in range(count))
             continue
-        slices = read_training_labels(by_stem[file.stem])
+        slices = read_training_labels(by_stem[file.stem], axes=axes)
         if len(slices) != count:
             raise InputError(
                 f"{by_stem[file.stem]}: {len(slices)} label slice(s) for the {count} slice(s) "
@@ -115,18 +135,24 @@ def _labels_by_stem(images: Path, labels: Path, named: list[tuple[str, np.ndarra
 
 
 def load_training_labels(
-    labels: LabelsLike, images: ImagesLike, named: list[tuple[str, np.ndarray]]
+    labels: LabelsLike,
+    images: ImagesLike,
+    named: list[tuple[str, np.ndarray]],
+    *,
+    axes: str | None = None,
 ) -> NamedLabels:
     """Named label slices (values kept) matching the named image slices one to one.
 
     A labels folder beside an images folder pairs files by stem, so some images may be
-    unlabelled; in a list of arrays, ``None`` marks an unlabelled image.
+    unlabelled; in a list of arrays, ``None`` marks an unlabelled image. ``axes`` are
+    the images' (the labels have the same, less C).
     """
+    axes = without_channels(axes)
     labels_folder, images_folder = _folder(labels), _folder(images)
     if labels_folder is not None and images_folder is not None:
-        paired = _labels_by_stem(images_folder, labels_folder, named)
+        paired = _labels_by_stem(images_folder, labels_folder, named, axes)
     elif isinstance(labels, str | os.PathLike):
-        paired = list(read_training_labels(labels))
+        paired = list(read_training_labels(labels, axes=axes))
     else:
         arrays = [labels] if isinstance(labels, np.ndarray) else list(labels)
         image_arrays = [images] if isinstance(images, np.ndarray) else images
@@ -140,16 +166,21 @@ def load_training_labels(
         for index, array in enumerate(arrays):
             if array is None:
                 image = np.asarray(image_arrays[index])
-                count = 1 if image.ndim == 2 else len(image)
+                count = 1 if image.ndim == 2 else len(_planes(image, axes, index))
                 paired.extend((f"labels[{index}] (unlabelled)", None) for _ in range(count))
                 continue
-            array = check_label_ids(array, source=f"labels[{index}]")
+            array = check_label_ids(array, source=f"labels[{index}]", axes=axes)
             if array.ndim == 2:
                 paired.append((f"labels[{index}]", array))
             else:
-                paired.extend((f"labels[{index}][{z}]", plane) for z, plane in enumerate(array))
+                planes = Layout.of(array, axes, source=f"labels[{index}]").planes(array)
+                paired.extend((f"labels[{index}][{z}]", plane) for z, plane in enumerate(planes))
     check_pairs(named, paired)
     return paired
+
+
+def _planes(image: np.ndarray, axes: str | None, index: int) -> list[np.ndarray]:
+    return Layout.of(image, axes, source=f"images[{index}]").planes(image)
 
 
 @dataclass
@@ -164,6 +195,7 @@ class TrainingData:
     labelled_count: int = 0  # images with labels (partial labels: fewer than count)
     # partial labels: the labelled training images alone, so a step can draw from them
     labelled_bank: ImageBank | None = None
+    channels: int = 1  # image channels (declared axes with C)
 
 
 def prepare_training_data(
@@ -177,15 +209,20 @@ def prepare_training_data(
     target: SegTarget = "foreground",
     ignore_label: int | None = None,
     labelled_only: bool = False,
+    axes: str | None = None,
 ) -> TrainingData:
     """Load, check, split by image and normalise (statistics of the training split).
 
     With labels, each image carries a target and a weight plane
     (:func:`semdenoise.models.targets.encode_labels`); ``labelled_only`` drops the
-    unlabelled images (a segmenter has nothing to learn from them).
+    unlabelled images (a segmenter has nothing to learn from them). ``axes``: the
+    images' declared axes (io/axes.py); with C, images have channels.
     """
-    named = load_training_images(images, min_size=min_size)
-    named_labels = load_training_labels(labels, images, named) if labels is not None else None
+    named = load_training_images(images, min_size=min_size, axes=axes)
+    channels = image_channels(named)
+    named_labels = (
+        load_training_labels(labels, images, named, axes=axes) if labels is not None else None
+    )
     if named_labels is not None:
         labelled = [i for i, (_, plane) in enumerate(named_labels) if plane is not None]
         if not labelled:
@@ -195,7 +232,11 @@ def prepare_training_data(
             named_labels = [named_labels[i] for i in labelled]
     train_ids, val_ids = split_by_image(len(named), val_fraction, seed=seed)
     if normalization is None:
-        normalization = Normalization.fit([named[i][1] for i in train_ids])
+        normalization = Normalization.fit([named[i][1] for i in train_ids], channels=channels)
+    elif normalization.channels != channels:
+        raise InputError(
+            f"training images have {channels} channel(s), the model {normalization.channels}"
+        )
 
     def bank(ids: list[int]) -> ImageBank:
         planes = None
@@ -203,14 +244,16 @@ def prepare_training_data(
             planes = [
                 encode_labels(
                     named_labels[i][1],
-                    named[i][1].shape,
+                    named[i][1].shape[-2:],
                     target=target,
                     ignore_label=ignore_label,
                     source=named_labels[i][0],
                 )
                 for i in ids
             ]
-        return ImageBank.from_arrays([normalization.normalize(named[i][1]) for i in ids], planes)
+        return ImageBank.from_arrays(
+            [normalization.normalize(named[i][1]) for i in ids], planes, channels=channels
+        )
 
     labelled_train = [i for i in train_ids if named_labels and named_labels[i][1] is not None]
     partial = named_labels is not None and len(labelled_train) < len(train_ids)
@@ -224,6 +267,7 @@ def prepare_training_data(
         labelled_count=0
         if named_labels is None
         else sum(plane is not None for _, plane in named_labels),
+        channels=channels,
     )
 
 
@@ -241,8 +285,11 @@ def _volume_min_shape(unet: UNetConfig) -> tuple[int, int, int]:
     return (unet.min_size_z, unet.min_size, unet.min_size)
 
 
-def check_volume(volume: np.ndarray, unet: UNetConfig, *, source: str) -> None:
-    """Refuse a 2-D image or a volume smaller than the 3-D network needs, in one line."""
+def check_volume(volume: np.ndarray, unet: UNetConfig, *, source: str, channels: int = 1) -> None:
+    """Refuse a 2-D image or a volume smaller than the 3-D network needs, in one line
+    (a volume with ``channels`` > 1 has its channel axis first)."""
+    if channels > 1:
+        volume = volume[0]
     if volume.ndim != 3:
         raise InputError(
             f"{source}: {volume.ndim}-D image of shape {volume.shape}; a 3-D network "
@@ -261,9 +308,12 @@ def check_volume(volume: np.ndarray, unet: UNetConfig, *, source: str) -> None:
         )
 
 
-def load_training_volumes(images: ImagesLike, unet: UNetConfig) -> list[tuple[str, np.ndarray]]:
+def load_training_volumes(
+    images: ImagesLike, unet: UNetConfig, *, axes: str | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Named, checked (Z, Y, X) float32 volumes: a file or folder of files, a 3-D array
-    or a list of them. Unlike 2-D training, a stack is one volume, not many images."""
+    or a list of them. Unlike 2-D training, a stack is one volume, not many images.
+    Declared ``axes`` (io/axes.py): one volume per sample, (C, Z, Y, X) with channels."""
     if isinstance(images, str | os.PathLike):
         path = Path(images)
         if path.is_dir() and path.suffix.lower() != ".zarr":
@@ -272,17 +322,27 @@ def load_training_volumes(images: ImagesLike, unet: UNetConfig) -> list[tuple[st
                 raise InputError(f"{path}: folder holds no image files")
         else:
             files = [path]
-        named = [(str(file), read_image(file)) for file in files]
+        arrays = [(str(file), read_image(file, axes=axes)) for file in files]
     else:
-        arrays = [images] if isinstance(images, np.ndarray) else list(images)
-        if not arrays:
+        given = [images] if isinstance(images, np.ndarray) else list(images)
+        if not given:
             raise InputError("training volumes: empty list")
-        named = [
-            (f"volumes[{index}]", check_image(array, source=f"volumes[{index}]"))
-            for index, array in enumerate(arrays)
+        arrays = [
+            (f"volumes[{index}]", check_image(array, source=f"volumes[{index}]", axes=axes))
+            for index, array in enumerate(given)
         ]
+    named = []
+    for source, array in arrays:
+        if axes is None:
+            named.append((source, array))
+            continue
+        parts = Layout.of(array, axes, volume=True, source=source).volumes(array)
+        named.extend(
+            (source if len(parts) == 1 else f"{source}[{s}]", v) for s, v in enumerate(parts)
+        )
+    channels = image_channels(named, spatial=3)
     for source, volume in named:
-        check_volume(volume, unet, source=source)
+        check_volume(volume, unet, source=source, channels=channels)
         check_not_constant(volume, source=source)
     return named
 
@@ -303,10 +363,11 @@ def split_volumes(
     needed = _volume_min_shape(unet)
     train, val = [], []
     for source, volume in named:
-        axis = int(np.argmax(volume.shape))
+        axis = volume.ndim - 3 + int(np.argmax(volume.shape[-3:]))
         extent = volume.shape[axis]
-        slab = max(math.ceil(val_fraction * extent), needed[axis])
-        if extent - slab < needed[axis]:
+        need = needed[axis - (volume.ndim - 3)]
+        slab = max(math.ceil(val_fraction * extent), need)
+        if extent - slab < need:
             logger.info("%s: too small to hold out a validation slab", source)
             train.append(volume)
             continue
@@ -317,19 +378,29 @@ def split_volumes(
 
 
 def prepare_training_volumes(
-    images: ImagesLike, *, unet: UNetConfig, val_fraction: float, seed: int
+    images: ImagesLike,
+    *,
+    unet: UNetConfig,
+    val_fraction: float,
+    seed: int,
+    axes: str | None = None,
 ) -> TrainingData:
     """Load, check, split and normalise 3-D training volumes (statistics of the
     training part)."""
-    named = load_training_volumes(images, unet)
+    named = load_training_volumes(images, unet, axes=axes)
+    channels = image_channels(named, spatial=3)
     train, val = split_volumes(named, val_fraction, seed=seed, unet=unet)
-    normalization = Normalization.fit(train)
+    normalization = Normalization.fit(train, channels=channels)
+
+    def bank(volumes: list[np.ndarray]) -> ImageBank:
+        normalized = [normalization.normalize(v) for v in volumes]
+        return ImageBank.from_arrays(normalized, channels=channels)
+
     return TrainingData(
         count=len(named),
         validation_count=len(val),
         normalization=normalization,
-        train_bank=ImageBank.from_arrays([normalization.normalize(v) for v in train]),
-        val_bank=(
-            ImageBank.from_arrays([normalization.normalize(v) for v in val]) if val else None
-        ),
+        train_bank=bank(train),
+        val_bank=bank(val) if val else None,
+        channels=channels,
     )

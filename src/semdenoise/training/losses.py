@@ -15,10 +15,12 @@ def n2v_loss(
 ) -> torch.Tensor:
     """MSE between prediction and the original noisy values at masked pixels only (Eq. 1–2).
 
-    ``positions`` is (b, y, x) for images or (b, z, y, x) for volumes.
+    ``positions`` is (b, y, x) for images or (b, z, y, x) for volumes; every channel of
+    ``noisy`` counts, against the prediction's first (mean) channels.
     """
     b, *coords = positions
-    return (prediction[(b, 0, *coords)] - noisy[(b, 0, *coords)]).square().mean()
+    channels = slice(0, noisy.shape[1])
+    return (prediction[(b, channels, *coords)] - noisy[(b, channels, *coords)]).square().mean()
 
 
 def n2v_variance_loss(
@@ -27,11 +29,14 @@ def n2v_variance_loss(
     positions: tuple[torch.Tensor, ...],
 ) -> torch.Tensor:
     """Gaussian negative log-likelihood of the noisy value at masked pixels under the
-    predicted variance (channel 1) around the predicted mean (channel 0, detached: the
-    mean learns from :func:`n2v_loss` alone, exactly as without a noise model)."""
+    predicted variance (channels C..2C-1) around the predicted mean (channels 0..C-1,
+    detached: the mean learns from :func:`n2v_loss` alone, exactly as without a noise
+    model)."""
     b, *coords = positions
-    residual = noisy[(b, 0, *coords)] - prediction[(b, 0, *coords)].detach()
-    variance = predicted_variance(prediction[(b, 1, *coords)])
+    count = noisy.shape[1]
+    means, variances = slice(0, count), slice(count, 2 * count)
+    residual = noisy[(b, means, *coords)] - prediction[(b, means, *coords)].detach()
+    variance = predicted_variance(prediction[(b, variances, *coords)])
     return 0.5 * (variance.log() + residual.square() / variance).mean()
 
 

@@ -4,9 +4,10 @@ Paper §2.1 / Fig. 2: the full image is divided into a regular grid of sub-regio
 one pixel at a random position in each is masked, i.e. replaced by the value of a
 random *other* pixel of its (2r+1)² neighbourhood. Classic N2V (the baseline) masks
 random positions of random 64x64 patches; N2V2 replaces with the window's median,
-centre excluded. Every function works on (B, 1, Y, X) images and (B, 1, Z, Y, X)
+centre excluded. Every function works on (B, C, Y, X) images and (B, C, Z, Y, X)
 volumes alike (a (2r+1)³ window in 3-D); positions are a tuple of index tensors
-(b, y, x) or (b, z, y, x), one entry per masked pixel.
+(b, y, x) or (b, z, y, x), one entry per masked pixel. A masked position is masked in
+every channel: noise correlated across channels then cannot leak through another one.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def neighbour_positions(
 
 
 def window_medians(image: torch.Tensor, positions: Positions, *, radius: int) -> torch.Tensor:
-    """Median of each position's (2r+1)^n window without its centre (N2V2), in-image only."""
+    """Median of each position's (2r+1)^n window without its centre (N2V2), in-image
+    only: (N, C), per channel."""
     b, *coords = positions
     sizes = image.shape[2:]
     offsets = torch.arange(-radius, radius + 1, device=image.device)
@@ -93,15 +95,15 @@ def window_medians(image: torch.Tensor, positions: Positions, *, radius: int) ->
     for n, size in zip(neighbours, sizes, strict=True):
         inside &= (n >= 0) & (n < size)
     clamped = [n.clamp(0, size - 1) for n, size in zip(neighbours, sizes, strict=True)]
-    values = image[(b[:, None], 0, *clamped)]
-    values = values.masked_fill(~inside, float("nan"))
+    values = image[(b[:, None], slice(None), *clamped)]  # (N, window, C)
+    values = values.masked_fill(~inside[..., None], float("nan"))
     return values.nanmedian(dim=1).values
 
 
 def mask_batch(
     image: torch.Tensor, config: MaskingConfig, *, generator: torch.Generator
 ) -> tuple[torch.Tensor, Positions]:
-    """Masked copy of a (B, 1, Y, X) or (B, 1, Z, Y, X) batch and the masked positions.
+    """Masked copy of a (B, C, Y, X) or (B, C, Z, Y, X) batch and the masked positions.
 
     Grid mode masks one pixel per grid cell; patch mode masks ``patch_fraction`` of the
     pixels at random. The input is not modified.
@@ -117,8 +119,8 @@ def mask_batch(
     b, *coords = positions
     masked = image.clone()
     if config.replacement == "median":
-        masked[(b, 0, *coords)] = window_medians(image, positions, radius=config.radius)
+        masked[(b, slice(None), *coords)] = window_medians(image, positions, radius=config.radius)
     else:
         sources = neighbour_positions(coords, sizes, radius=config.radius, generator=generator)
-        masked[(b, 0, *coords)] = image[(b, 0, *sources)]
+        masked[(b, slice(None), *coords)] = image[(b, slice(None), *sources)]
     return masked, positions

@@ -10,6 +10,7 @@ with one masked voxel per grid cell and the 16 symmetries of anisotropic voxels.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -104,41 +105,55 @@ def blind_spot_statistics(
     noise: NoiseConfig,
     *,
     max_pixels: int = 4_000_000,
-) -> tuple[float, NoiseModel | None]:
+) -> tuple[float | list[float], NoiseModel | list[NoiseModel] | None]:
     """What ``denoise`` needs to weigh the prediction against the observed pixel, from
     the trained network on its noisy training images (up to ``max_pixels``).
 
     The mean squared difference between prediction and image, in the input's units: for
     pixel-independent noise, the prediction's error plus the noise variance (what
     ``denoise(noise_sigma=...)`` uses). And, for a network with a variance head, the
-    noise model fitted under its predicted variances (normalised units).
+    noise model fitted under its predicted variances (normalised units). Images with
+    several channels get both per channel (lists).
     """
-    total, count = 0.0, 0
-    means, variances = [], []
+    channels = bank.channels
+    totals, count = np.zeros(channels), 0
+    means: list[list[np.ndarray]] = [[] for _ in range(channels)]
+    variances: list[list[np.ndarray]] = [[] for _ in range(channels)]
     rng = np.random.default_rng(0)
     for index in range(bank.count):
-        image = bank.image(index)[0, 0].cpu().numpy()
+        image = bank.image(index)[0, :channels].cpu().numpy()  # (C, *spatial)
         if denoiser.config.dims == 3:
-            image = image[: max(1, max_pixels // (image.shape[1] * image.shape[2]))]
-            predicted = predict_tiled_3d(denoiser, image)
+            image = image[:, : max(1, max_pixels // (image.shape[-2] * image.shape[-1]))]
+            predicted = predict_tiled_3d(denoiser, image[0] if channels == 1 else image)
         else:
-            predicted = predict_tiled(denoiser, image)
-        if predicted.ndim > image.ndim:  # mean and variance channels
-            mean, variance = predicted[0], predicted_variance(predicted[1])
-            pick = rng.random(image.shape) < min(1.0, 250_000 / image.size)
-            means.append(mean[pick])
-            variances.append(variance[pick])
-            predicted = mean
-        total += float(np.square(predicted - image, dtype=np.float64).sum())
-        count += image.size
+            predicted = predict_tiled(denoiser, image[0] if channels == 1 else image)
+        spatial = image.shape[1:]
+        predicted = predicted.reshape(-1, *spatial)  # (outputs, *spatial)
+        if len(predicted) > channels:  # mean and variance channels
+            pick = rng.random(spatial) < min(1.0, 250_000 / math.prod(spatial))
+            for c in range(channels):
+                means[c].append(predicted[c][pick])
+                variances[c].append(predicted_variance(predicted[channels + c])[pick])
+        for c in range(channels):
+            totals[c] += float(np.square(predicted[c] - image[c], dtype=np.float64).sum())
+        count += math.prod(spatial)
         if count >= max_pixels:
             break
-    mse = total / count * normalization.std**2
-    if not means:  # no variance head: no noise model
-        return mse, None
-    fitted = fit_noise_model(
-        np.concatenate(means), np.concatenate(variances), noise.model, quantile=noise.quantile
-    )
+    stds = normalization.std if channels > 1 else (normalization.std,)
+    mse = [float(total / count * std**2) for total, std in zip(totals, stds, strict=True)]
+    fitted = None
+    if means[0]:  # a variance head: its noise model, per channel
+        fitted = [
+            fit_noise_model(
+                np.concatenate(means[c]),
+                np.concatenate(variances[c]),
+                noise.model,
+                quantile=noise.quantile,
+            )
+            for c in range(channels)
+        ]
+    if channels == 1:
+        return mse[0], fitted[0] if fitted else None
     return mse, fitted
 
 
@@ -164,6 +179,7 @@ def train_n2v(
     masking: MaskingConfig | None = None,
     train: TrainConfig | None = None,
     noise: NoiseConfig | None = None,
+    axes: str | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -184,6 +200,10 @@ def train_n2v(
         ``denoise`` then uses to give back what the blind spot loses.
         3-D trains on random crops (``train.crop_depth`` x ``crop_size``², default
         32x64x64) with grid masking only.
+    axes
+        The images' axes (io/axes.py: "SYX", "CYX", "SCZYX", ...; default: YX, and a
+        3-D array a stack for a 2-D network, a volume for a 3-D one). With C, the model
+        denoises that many channels (``unet.channels``: together or separately).
     out
         Where to write the model file; checkpoints go to ``out + ".checkpoints/"``.
         Without it there are no checkpoints and nothing is written.
@@ -201,24 +221,34 @@ def train_n2v(
     noise = (noise or NoiseConfig()).resolved(unet.dims)
     if noise.model != "none" and unet.dims == 3:
         raise InputError("--noise-model is 2-D only; train 3-D networks with --noise-model none")
-    if noise.model != "none":  # a mean and a variance channel per input channel
-        unet = unet.model_copy(update={"out_channels": 2 * unet.in_channels})
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     if unet.dims == 3:
         check_3d_options(unet, masking, train)
         data = prepare_training_volumes(
-            images, unet=unet, val_fraction=train.val_fraction, seed=train.seed
+            images, unet=unet, val_fraction=train.val_fraction, seed=train.seed, axes=axes
         )
     else:
         data = prepare_training_data(
-            images, None, min_size=unet.min_size, val_fraction=train.val_fraction, seed=train.seed
+            images,
+            None,
+            min_size=unet.min_size,
+            val_fraction=train.val_fraction,
+            seed=train.seed,
+            axes=axes,
         )
+    # one mean channel per image channel, and with a noise model a variance channel each
+    outputs = data.channels * (1 if noise.model == "none" else 2)
+    unet = unet.model_copy(update={"in_channels": data.channels, "out_channels": outputs})
     denoiser = seeded_unet(unet, train.seed)
     module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress)
     denoiser = module.denoiser.cpu().eval()
     mse, noise_model = blind_spot_statistics(denoiser, data.train_bank, data.normalization, noise)
+    if isinstance(noise_model, list):
+        noise_record = [m.to_dict() for m in noise_model]
+    else:
+        noise_record = None if noise_model is None else noise_model.to_dict()
     model = TrainedModel(
         kind="n2v",
         networks={"denoiser": denoiser},
@@ -230,7 +260,8 @@ def train_n2v(
             "validation_images": data.validation_count,
             "noise": noise.model_dump(),
             "blind_spot_mse": mse,
-            **({"noise_model": noise_model.to_dict()} if noise_model is not None else {}),
+            **({"noise_model": noise_record} if noise_record is not None else {}),
+            **({"axes": axes.upper()} if axes is not None else {}),
             **summary,
         },
     )

@@ -18,35 +18,39 @@ import torch
 class ImageBank:
     """Images grouped into stacks of equal shape, so a batch of full images is one slice.
 
-    Channel 0 holds the (normalised) image; labels, when there are some, ride along as
-    channel 1 (the target) and, when some pixels are unlabelled, channel 2 (the loss
-    weight: 0 there), so cropping and augmentation keep them aligned for free. Fully
+    The first ``channels`` channels hold the (normalised) image; labels, when there are
+    some, ride along as the next channel (the target) and, when some pixels are
+    unlabelled, the one after (the loss weight: 0 there), so cropping and augmentation
+    keep them aligned for free. Fully
     labelled data carries no weight channel: it trains exactly as it did before partial
     labels existed (the convolutions' rounding depends on the tensor layout).
     """
 
     stacks: list[torch.Tensor]  # each (N, C, H, W), or (N, C, Z, Y, X) for volumes
+    channels: int = 1  # image channels; labels follow them
 
     @classmethod
     def from_arrays(
         cls,
         images: Sequence[np.ndarray],
         labels: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+        *,
+        channels: int = 1,
     ) -> ImageBank:
-        """``labels``: (target, weight) per image, from ``encode_labels``."""
+        """``images``: each (Y, X), or (C, Y, X) for ``channels`` > 1 (volumes: Z before
+        Y); ``labels``: (target, weight) per image, from ``encode_labels``."""
         weighted = labels is not None and not all(weight.all() for _, weight in labels)
-        by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
+        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
         for index, image in enumerate(images):
-            if labels is None:
-                planes = [image]
-            else:
-                planes = [image, *labels[index]] if weighted else [image, labels[index][0]]
+            planes = list(image) if channels > 1 else [image]
+            if labels is not None:
+                planes += list(labels[index]) if weighted else [labels[index][0]]
             by_shape.setdefault(image.shape, []).append(np.stack(planes))
         stacks = [torch.from_numpy(np.stack(group)) for group in by_shape.values()]
-        return cls(stacks=stacks)
+        return cls(stacks=stacks, channels=channels)
 
     def to(self, device: torch.device) -> ImageBank:
-        return ImageBank([stack.to(device) for stack in self.stacks])
+        return ImageBank([stack.to(device) for stack in self.stacks], channels=self.channels)
 
     @property
     def count(self) -> int:
@@ -114,10 +118,15 @@ class ImageBank:
         return torch.stack(crops)
 
 
-def label_planes(sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The target (B, 1, ...) of a labelled batch and its loss weight (None: every pixel
-    is labelled)."""
-    return sample[:, 1:2], sample[:, 2:3] if sample.shape[1] > 2 else None
+def label_planes(
+    sample: torch.Tensor, channels: int = 1
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The target (B, 1, ...) of a labelled batch of ``channels``-channel images and its
+    loss weight (None: every pixel is labelled)."""
+    target = sample[:, channels : channels + 1]
+    return target, sample[:, channels + 1 : channels + 2] if sample.shape[
+        1
+    ] > channels + 1 else None
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

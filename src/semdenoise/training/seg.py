@@ -68,16 +68,20 @@ class SegModule(TrainingModule):
         )
         if self.train_config.augment:
             pairs = augment(pairs, self.generator)
-        target, weight = label_planes(pairs)
-        loss = segmentation_loss(self.segmenter(pairs[:, :1]), target, self.loss_kind, weight)
+        channels = self._train_bank.channels
+        target, weight = label_planes(pairs, channels)
+        loss = segmentation_loss(
+            self.segmenter(pairs[:, :channels]), target, self.loss_kind, weight
+        )
         self.check_finite(loss)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         return loss
 
     def validation_step(self, batch: int, batch_idx: int) -> None:
         pair = self._val_bank.image(batch_idx)
-        target, weight = label_planes(pair)
-        logits = self.segmenter(pair[:, :1])
+        channels = self._val_bank.channels
+        target, weight = label_planes(pair, channels)
+        logits = self.segmenter(pair[:, :channels])
         self.log(
             "val_loss",
             segmentation_loss(logits, target, self.loss_kind, weight),
@@ -104,6 +108,7 @@ def train_seg(
     target: SegTarget = "foreground",
     ignore_label: int | None = None,
     train: TrainConfig | None = None,
+    axes: str | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
@@ -116,7 +121,9 @@ def train_seg(
     ``loss="mse"`` trains a style segmenter for :func:`train_joint`'s unsupervised mode.
     ``target="instances"`` learns background / interior / boundary so that
     ``segment(..., instances=True)`` separates touching objects. Pixels whose label is
-    ``ignore_label`` do not count. Other parameters as in :func:`train_n2v`.
+    ``ignore_label`` do not count. ``axes``: the images' (the labels' are the same less
+    C); with C, the segmenter takes every channel. Other parameters as in
+    :func:`train_n2v`.
     """
     check_target(target, loss)
     unet = (unet or UNetConfig()).model_copy(
@@ -136,7 +143,9 @@ def train_seg(
         target=target,
         ignore_label=ignore_label,
         labelled_only=True,
+        axes=axes,
     )
+    unet = unet.model_copy(update={"in_channels": data.channels, "channels": "together"})
     module = SegModule(seeded_unet(unet, train.seed), loss, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
     model = TrainedModel(
@@ -150,6 +159,7 @@ def train_seg(
             "train": train.model_dump(),
             "images": data.count,
             "validation_images": data.validation_count,
+            **({"axes": axes.upper()} if axes is not None else {}),
             **summary,
         },
     )
