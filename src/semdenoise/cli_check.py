@@ -41,6 +41,13 @@ def check_command(
         int | None, typer.Option(help="Largest window side fed to the network (default 1024).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    axes: Annotated[
+        str | None,
+        typer.Option(
+            help="The images' axes, one-channel layouts (S, T, Z, Y, X in any order, e.g. "
+            "YXS); default YX, a 3-D array a stack SYX."
+        ),
+    ] = None,
 ) -> None:
     """Quality checks that need no clean image: blind-spot loss and residual statistics
     of the model's denoiser on each image, against the input as is."""
@@ -71,12 +78,20 @@ def check_command(
         raise InputError(f"{model}: model of kind {loaded.kind!r} holds no denoiser")
     if net.config.dims != 2:
         raise InputError(f"{model}: check works on 2-D denoisers, this one is 3-D")
-    slices = read_training_images(images)
+    if net.config.in_channels > 1:
+        raise InputError(
+            f"{model}: check works on one-channel denoisers, this one takes "
+            f"{net.config.in_channels} channels"
+        )
+    if axes is not None and "C" in axes.upper():
+        raise InputError(f"--axes {axes}: check works on one-channel images (no C axis)")
+    slices = read_training_images(images, axes=axes)
     sources = [source for source, _ in slices]
     planes = [plane for _, plane in slices]
     options: dict[str, Any] = {"device": device}
     options |= {} if tile_size is None else {"tile_size": tile_size}
     # the plain outputs first: each slice is checked (size, range) under its own name
+    options["axes"] = "YX"  # each image on its own, whatever axes the model was trained on
     denoised = [denoise(loaded, plane, source=source, **options) for source, plane in slices]
 
     def run(image):

@@ -154,6 +154,13 @@ def evaluate_command(
     data_range: Annotated[
         float | None, typer.Option(help="PSNR/SSIM data range (default: the clean range).")
     ] = None,
+    axes: Annotated[
+        str | None,
+        typer.Option(
+            help="Axes of the noisy and clean images, one-channel layouts (S, T, Z, Y, X in "
+            "any order, e.g. YXS; labels: the same); default YX, a 3-D array a stack SYX."
+        ),
+    ] = None,
 ) -> None:
     """Compare denoisers on the same images: report.md, report.json and figures."""
     from semdenoise.evaluation import evaluate_files
@@ -173,6 +180,7 @@ def evaluate_command(
         baseline_minutes=baseline_minutes,
         noise_sigma=noise_sigma,
         data_range=data_range,
+        axes=axes,
     )
     typer.echo(f"wrote {report}")
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from semdenoise.baselines.classic import CLASSIC, require_optional
+from semdenoise.errors import InputError
+from semdenoise.io.axes import stack_axes
 from semdenoise.models.trained import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,15 @@ def model_method(name: str, model: TrainedModel, *, noise_sigma: float | str | N
     if model.denoiser is None:
         raise ValueError(f"method {name}: the {model.kind} model holds no denoiser")
     observed_pixel_weight(model, noise_sigma)  # refuse a model that cannot blend, now
+    if model.denoiser.config.in_channels > 1:
+        raise InputError(
+            f"takes {model.denoiser.config.in_channels} channels; evaluate scores "
+            "one-channel models"
+        )
 
     def run(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        return denoise(model, image, noise_sigma=noise_sigma, source=name), {}
+        axes = stack_axes(image.ndim)
+        return denoise(model, image, axes=axes, noise_sigma=noise_sigma, source=name), {}
 
     method = Method(name, run, model=model)
     method.details["training"] = {

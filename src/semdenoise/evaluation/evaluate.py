@@ -41,6 +41,7 @@ from semdenoise.evaluation.metrics import (
 )
 from semdenoise.evaluation.no_reference import no_reference_checks, unchanged
 from semdenoise.evaluation.segmenters import Segmenter
+from semdenoise.io.axes import stack_axes
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ def evaluate(
             if method.has_segmenter and method.model.training.get("mode") == "supervised":
                 from semdenoise.predict import segment
 
-                own[method.name] = segment(method.model, noisy, source=method.name)
+                own[method.name] = segment(
+                    method.model, noisy, axes=stack_axes(noisy.ndim), source=method.name
+                )
     per_image: list[dict[str, Any]] = []
     for name, images in outputs.items():
         for i, image in enumerate(images):

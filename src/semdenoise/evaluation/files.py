@@ -22,9 +22,24 @@ from semdenoise.evaluation.evaluate import evaluate
 from semdenoise.evaluation.report import write_evaluation
 from semdenoise.evaluation.segmenters import model_segmenter, otsu_segmenter
 from semdenoise.io import load_model, read_image
+from semdenoise.io.axes import Layout
 from semdenoise.io.images import read_label_ids, read_labels
 
 PathLike = str | os.PathLike
+
+
+def _as_stack(array: np.ndarray, axes: str | None, *, source: str) -> np.ndarray:
+    """A one-channel array of declared ``axes`` as a (Y, X) image or (N, Y, X) stack."""
+    if axes is None:
+        return array
+    layout = Layout.of(array, axes, source=source)
+    if layout.channels > 1:
+        raise InputError(
+            f"{source}: evaluate scores one-channel images; axes {layout.axes} hold "
+            f"{layout.channels} channels"
+        )
+    planes = layout.planes(array)
+    return planes[0] if len(planes) == 1 and array.ndim == 2 else np.stack(planes)
 
 
 def _read_matching(
@@ -32,10 +47,11 @@ def _read_matching(
     shape: tuple[int, ...],
     what: str,
     reader: Callable[[PathLike], np.ndarray],
+    axes: str | None = None,
 ) -> np.ndarray | None:
     if path is None:
         return None
-    array = reader(path)
+    array = _as_stack(reader(path, axes=axes), axes, source=str(path))
     if array.shape != shape:
         raise InputError(
             f"{path}: {what} of shape {array.shape} do not match the noisy images {shape}"
@@ -57,6 +73,7 @@ def evaluate_files(
     baseline_minutes: float | None = None,
     noise_sigma: float | None = None,
     data_range: float | None = None,
+    axes: str | None = None,
 ) -> Path:
     """Compare denoisers on the images of ``noisy``; returns the path of report.md in ``out``.
 
@@ -83,6 +100,9 @@ def evaluate_files(
         (:func:`semdenoise.baselines.noise_sigma_rule`).
     data_range
         PSNR/SSIM data range (default: the clean images' range).
+    axes
+        The axes of the noisy and clean images (io/axes.py), one-channel layouts; the
+        labels have the same. Every 2-D image over S, T and Z is scored.
     """
     if not models and not baselines:
         raise InputError("nothing to evaluate: give --method NAME=MODEL.pt and/or --baselines")
@@ -90,11 +110,11 @@ def evaluate_files(
         names = resolve_baselines(baselines)
     except ValueError as e:
         raise InputError(f"--baselines: {e}") from None
-    noisy_images = read_image(noisy)
+    noisy_images = _as_stack(read_image(noisy, axes=axes), axes, source=str(noisy))
     shape = noisy_images.shape
-    clean_images = _read_matching(clean, shape, "clean images", read_image)
-    label_images = _read_matching(labels, shape, "labels", read_labels)
-    instance_images = _read_matching(instances, shape, "instances", read_label_ids)
+    clean_images = _read_matching(clean, shape, "clean images", read_image, axes)
+    label_images = _read_matching(labels, shape, "labels", read_labels, axes)
+    instance_images = _read_matching(instances, shape, "instances", read_label_ids, axes)
     if instances is not None and labels is None:
         raise InputError("--instances needs --labels (the target masks) too")
     given = []  # the user's models, under the same noise-sigma rule as the baselines

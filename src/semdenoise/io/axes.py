@@ -44,6 +44,12 @@ def default_axes(ndim: int, *, volume: bool) -> str | None:
     return {2: "YX", 3: "ZYX" if volume else "SYX"}.get(ndim)
 
 
+def stack_axes(ndim: int) -> str:
+    """The axes of an image (YX) or a stack of images (SYX): what library code that has
+    already split an input passes on, so a model's stored axes never reinterpret it."""
+    return "YX" if ndim == 2 else "SYX"
+
+
 def without_channels(axes: str | None) -> str | None:
     """The axes of labels that go with an image of ``axes``: the same, less C."""
     return None if axes is None else axes.replace("C", "")

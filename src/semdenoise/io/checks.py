@@ -76,9 +76,9 @@ def check_label_ids(labels: np.ndarray, *, source: str, axes: str | None = None)
     return labels.astype(np.int64)
 
 
-def check_labels(labels: np.ndarray, *, source: str) -> np.ndarray:
+def check_labels(labels: np.ndarray, *, source: str, axes: str | None = None) -> np.ndarray:
     """Return a mask or label image as uint8 {0, 1} (any non-zero is foreground)."""
-    return (check_label_ids(labels, source=source) != 0).astype(np.uint8)
+    return (check_label_ids(labels, source=source, axes=axes) != 0).astype(np.uint8)
 
 
 def check_pairs(

@@ -88,10 +88,10 @@ def read_image(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
     return check_image(_read_file(path), source=str(path), axes=axes)
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
+def read_labels(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
     """Read a mask or label image (any non-zero is foreground) as uint8 {0, 1}."""
     path = Path(path)
-    return check_labels(_read_file(path), source=str(path))
+    return check_labels(_read_file(path), source=str(path), axes=axes)
 
 
 def read_label_ids(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:

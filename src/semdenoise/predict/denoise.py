@@ -60,8 +60,8 @@ def model_layout(
         )
     if dims == 3 and "Z" not in layout.axes:
         raise InputError(
-            f"{source}: image of shape {layout.shape} (axes {layout.axes}) has no Z axis, "
-            "this 3-D model needs (Z, Y, X) volumes"
+            f"{source}: {len(layout.shape)}-D image of shape {layout.shape} (axes "
+            f"{layout.axes}), this 3-D model needs a (Z, Y, X) volume"
         )
     return layout
 

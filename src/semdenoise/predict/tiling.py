@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from semdenoise.errors import InputError
 from semdenoise.models.unet import UNet
 from semdenoise.predict.inference import InferenceNet, inference_network
 
@@ -69,8 +70,9 @@ def predict_tiled(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Apply ``net`` to a normalised (Y, X) float32 image; returns (Y, X) float32, or
-    (C, Y, X) for a network with several output channels (a multi-class segmenter).
+    """Apply ``net`` to a normalised (Y, X) float32 image, (C, Y, X) for a network of C
+    input channels; returns (Y, X) float32, or (C, Y, X) for a network with several
+    output channels (a multi-class segmenter, a denoiser of channels).
 
     ``tile_size`` is the largest window side fed to the network (rounded to 2**depth);
     ``halo`` the context discarded at window edges (default: the receptive radius);
@@ -83,11 +85,15 @@ def predict_tiled(
     if halo is None:
         halo = net.config.receptive_radius
     halo = _round_up(halo, multiple)
-    height, width = image.shape
+    inputs = net.config.in_channels
+    if inputs > 1 and (image.ndim != 3 or image.shape[0] != inputs):
+        raise InputError(f"image of shape {image.shape} for a network of {inputs} channels")
+    height, width = image.shape[-2:]
     padded_shape = tuple(_round_up(side + 2 * halo, multiple) for side in (height, width))
     padded = np.pad(
         image,
-        ((halo, padded_shape[0] - height - halo), (halo, padded_shape[1] - width - halo)),
+        [(0, 0)] * (image.ndim - 2)
+        + [(halo, padded_shape[0] - height - halo), (halo, padded_shape[1] - width - halo)],
         mode="reflect" if min(height, width) > 1 else "edge",
     )
     tile = max(_round_up(tile_size, multiple), 2 * halo + 2 * multiple)
@@ -107,9 +113,8 @@ def predict_tiled(
     runner = net if isinstance(net, InferenceNet) else inference_network(net, device)
     with torch.inference_mode():
         for chunk in _batches(starts, batch_size):
-            tiles = np.stack([padded[y : y + window[0], x : x + window[1]] for y, x in chunk])[
-                :, None
-            ]
+            tiles = np.stack([padded[..., y : y + window[0], x : x + window[1]] for y, x in chunk])
+            tiles = tiles if inputs > 1 else tiles[:, None]
             result = runner(torch.from_numpy(tiles).to(device)).cpu().numpy()
             for (y, x), prediction in zip(chunk, result, strict=True):
                 output[:, y : y + window[0], x : x + window[1]] += prediction * weights
