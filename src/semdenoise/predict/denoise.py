@@ -15,8 +15,7 @@ from semdenoise.models.noise_model import NoiseModel, posterior_mean, predicted_
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.blind import blind_prediction
 from semdenoise.predict.noise_level import estimate_noise_sigma
-from semdenoise.predict.tiling import predict_tiled
-from semdenoise.predict.tiling_3d import predict_volume
+from semdenoise.predict.tiling import predict_tiled, predict_tta
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +82,10 @@ def denoise(
                 f"{source}: 2-D image of shape {image.shape}, this 3-D model needs a "
                 "(Z, Y, X) volume"
             )
-        predicted = predict_volume(
+        predict = predict_tta if tta else predict_tiled
+        predicted = predict(
             net,
             model.normalization.normalize(image),
-            tta=tta,
             tile_size=tile_size,
             batch_size=batch_size,
             device=device,

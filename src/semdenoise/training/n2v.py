@@ -32,7 +32,6 @@ from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling import predict_tiled
-from semdenoise.predict.tiling_3d import predict_tiled_3d
 from semdenoise.training.loading import ImagesLike, prepare_training_data, prepare_training_volumes
 from semdenoise.training.losses import n2v_loss, n2v_variance_loss
 from semdenoise.training.masking import mask_batch
@@ -120,9 +119,7 @@ def blind_spot_statistics(
         image = bank.image(index)[0, 0].cpu().numpy()
         if denoiser.config.dims == 3:
             image = image[: max(1, max_pixels // (image.shape[1] * image.shape[2]))]
-            predicted = predict_tiled_3d(denoiser, image)
-        else:
-            predicted = predict_tiled(denoiser, image)
+        predicted = predict_tiled(denoiser, image)
         if predicted.ndim > image.ndim:  # mean and variance channels
             mean, variance = predicted[0], predicted_variance(predicted[1])
             pick = rng.random(image.shape) < min(1.0, 250_000 / image.size)
