@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from semdenoise.config import DEFAULT_BASELINE_STEPS
 from semdenoise.errors import InputError
 from semdenoise.report import markdown_table
 
@@ -115,7 +116,7 @@ def evaluate_command(
     ] = None,
     baseline_steps: Annotated[
         int, typer.Option(min=1, help="Training steps of each N2V baseline (on the noisy images).")
-    ] = 500,
+    ] = DEFAULT_BASELINE_STEPS,
     baseline_minutes: Annotated[
         float | None,
         typer.Option(
