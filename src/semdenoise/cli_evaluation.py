@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from semdenoise.config import DEFAULT_BASELINE_STEPS
 from semdenoise.errors import InputError
 from semdenoise.report import markdown_table
 
@@ -58,39 +58,19 @@ def synth_command(
     ] = 0.0,
 ) -> None:
     """Write synthetic images: clean.tif, noisy.tif, masks.tif, instances.tif, meta.json."""
-    from semdenoise.io import write_image
-    from semdenoise.synth import DEFAULT_NOISE, NoiseSettings, make_set
+    from semdenoise.synth.files import write_set
 
-    if task not in DEFAULT_NOISE:
-        raise InputError(f"unknown task {task!r}; choose plaques or somata")
-    if n < 1 or size < 16 or (depth is not None and depth < 1):
-        raise InputError("--n and --depth must be at least 1 and --size at least 16")
-    default = DEFAULT_NOISE[task]
-    noise = NoiseSettings(
-        photons_per_unit=default.photons_per_unit if photons is None else photons,
-        read_sigma=default.read_sigma if read_noise is None else read_noise,
+    images = write_set(
+        task,
+        out,
+        n=n,
+        size=size,
+        depth=depth,
+        seed=seed,
+        photons_per_unit=photons,
+        read_sigma=read_noise,
         correlation=correlation,
     )
-    if noise.photons_per_unit <= 0 or noise.read_sigma < 0 or noise.correlation < 0:
-        raise InputError("--photons must be > 0, --read-noise and --correlation >= 0")
-    images = make_set(task, n, size=size, depth=depth, seed=seed, noise=noise)
-    out.mkdir(parents=True, exist_ok=True)
-    stacks = {
-        "clean": images.clean,
-        "noisy": images.noisy,
-        "masks": images.masks,
-        "instances": images.instances,
-    }
-    for name, stack in stacks.items():
-        write_image(out / f"{name}.tif", stack)
-    meta = {"task": task, "n": n, "size": size, "depth": depth, "seed": seed}
-    meta["noise"] = {
-        "photons_per_unit": noise.photons_per_unit,
-        "read_sigma": noise.read_sigma,
-        "correlation": noise.correlation,
-    }
-    meta["data_range"] = images.data_range
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
     typer.echo(f"wrote {n} {task} image(s) of {images.clean.shape[1:]} to {out}")
 
 
@@ -136,7 +116,7 @@ def evaluate_command(
     ] = None,
     baseline_steps: Annotated[
         int, typer.Option(min=1, help="Training steps of each N2V baseline (on the noisy images).")
-    ] = 500,
+    ] = DEFAULT_BASELINE_STEPS,
     baseline_minutes: Annotated[
         float | None,
         typer.Option(

@@ -26,6 +26,9 @@ PAPER_IMAGE_SIDE = 256
 # The default: one masked pixel in 25 (a 5x5 grid cell), 16x the paper's density, so the
 # variance head of a learned noise model gets enough masked pixels (issue 16 sweep).
 DEFAULT_PIXELS_PER_MASK = 25.0
+# Training steps of each N2V baseline in an evaluation (``--baseline-steps``): here, where
+# the CLI reads it without importing torch.
+DEFAULT_BASELINE_STEPS = 500
 
 
 class _Config(BaseModel):

@@ -10,9 +10,9 @@ from semdenoise.predict.inference import conv_flops_per_pixel, fold_batchnorm, i
 from semdenoise.predict.tiling import predict_tiled
 
 
-def trained_looking_net(depth: int, residual: bool = True) -> UNet:
+def trained_looking_net(depth: int, residual: bool = True, **channels) -> UNet:
     torch.manual_seed(0)
-    net = UNet(UNetConfig(depth=depth, base_channels=4, residual=residual))
+    net = UNet(UNetConfig(depth=depth, base_channels=4, residual=residual, **channels))
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -25,9 +25,18 @@ def trained_looking_net(depth: int, residual: bool = True) -> UNet:
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("residual", [True, False])
-def test_every_variant_equals_the_plain_network(depth, residual):
-    net = trained_looking_net(depth, residual)
-    x = torch.randn(2, 1, 37, 50)
+@pytest.mark.parametrize(
+    "channels",
+    [
+        {},
+        {"out_channels": 2},  # a variance head: the residual goes to the mean only
+        {"in_channels": 2, "out_channels": 4, "channels": "separate"},
+        {"in_channels": 2, "out_channels": 2},
+    ],
+)
+def test_every_variant_equals_the_plain_network(depth, residual, channels):
+    net = trained_looking_net(depth, residual, **channels)
+    x = torch.randn(2, net.config.in_channels, 37, 50)
     with torch.inference_mode():
         expected = net(x)
         for options in (

@@ -1,9 +1,13 @@
 """Synthetic plaques and somata: seeded, labelled consistently, 2-D and ZYX, noise as stated."""
 
+import json
+
 import numpy as np
 import pytest
 
+from semdenoise.errors import InputError
 from semdenoise.synth import NoiseSettings, add_poisson_gaussian, make_set, plaques_image
+from semdenoise.synth.files import write_set
 
 
 @pytest.mark.parametrize("task", ["plaques", "somata"])
@@ -68,3 +72,28 @@ def test_bad_settings_are_refused():
         plaques_image((8, 8), rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="photons"):
         make_set("plaques", 1, size=32, noise=NoiseSettings(photons_per_unit=0, read_sigma=1))
+
+
+def test_write_set_writes_the_stacks_and_what_made_them(tmp_path):
+    images = write_set("somata", tmp_path / "data", n=2, size=32, seed=5, read_sigma=1.0)
+    written = {p.name for p in (tmp_path / "data").iterdir()}
+    assert written == {"clean.tif", "noisy.tif", "masks.tif", "instances.tif", "meta.json"}
+    meta = json.loads((tmp_path / "data" / "meta.json").read_text())
+    assert meta["noise"] == {"photons_per_unit": 1.0, "read_sigma": 1.0, "correlation": 0.0}
+    assert meta["data_range"] == images.data_range and meta["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "message"),
+    [
+        ("mitochondria", {}, "unknown task 'mitochondria'"),
+        ("plaques", {"size": 8}, "--size at least 16"),
+        ("plaques", {"depth": 0}, "--depth must be at least 1"),
+        ("plaques", {"photons_per_unit": 0.0}, "--photons must be > 0"),
+        ("plaques", {"correlation": -1.0}, "--correlation >= 0"),
+    ],
+)
+def test_write_set_refuses_bad_options_before_writing(tmp_path, task, options, message):
+    with pytest.raises(InputError, match=message):
+        write_set(task, tmp_path / "data", n=1, **options)
+    assert not (tmp_path / "data").exists()

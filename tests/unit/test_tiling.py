@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from semdenoise.config import UNetConfig
+from semdenoise.errors import InputError
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling import blend_weights, predict_tiled
 
@@ -62,3 +63,39 @@ def test_a_three_class_network_tiles_like_its_whole_image_pass():
     assert whole.shape == (3, 90, 77)
     tiled = predict_tiled(net, image, tile_size=48, batch_size=2)
     np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("dims", "shape"), [(2, (2, 70, 53)), (3, (2, 9, 40, 33))])
+def test_a_two_channel_network_tiles_like_its_whole_image_pass(dims, shape):
+    """(in_channels, *spatial) in, (out_channels, *spatial) out; padding on spatial axes."""
+    torch.manual_seed(0)
+    config = UNetConfig(dims=dims, in_channels=2, out_channels=2, depth=2, base_channels=4)
+    net = UNet(config).eval()
+    image = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    # the whole image through the network at once, reflect-padded by the halo like the tiles
+    radii = (config.receptive_radius_z,)[: dims - 2] + (config.receptive_radius,) * 2
+    multiples = (config.z_multiple,)[: dims - 2] + (config.size_multiple,) * 2
+    halos = [-(-r // m) * m for r, m in zip(radii, multiples, strict=True)]
+    padded = np.pad(image, [(0, 0)] + [(h, h) for h in halos], mode="reflect")
+    with torch.inference_mode():
+        whole = net(torch.from_numpy(padded)[None])[0].numpy()
+    whole = whole[(slice(None), *(slice(h, h + n) for h, n in zip(halos, shape[1:], strict=True)))]
+    side = 2 * config.receptive_radius + 24  # a few windows per axis, Z's as small as can be
+    tile_size = side if dims == 2 else (1, side, side)
+    tiled = predict_tiled(net, image, tile_size=tile_size, batch_size=2)
+    assert tiled.shape == shape and tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "shape", "needs"),
+    [
+        (2, (3, 40, 40), r"needs \(2, Y, X\)"),
+        (2, (40, 40), r"needs \(2, Y, X\)"),
+        (1, (2, 40, 40), r"needs \(Y, X\)"),
+    ],
+)
+def test_an_image_without_the_networks_channel_axis_is_refused(in_channels, shape, needs):
+    net = UNet(UNetConfig(in_channels=in_channels, depth=1, base_channels=4))
+    with pytest.raises(InputError, match=needs):
+        predict_tiled(net, np.zeros(shape, np.float32))

@@ -10,7 +10,7 @@ from semdenoise.io.model_file import load_model, model_to_dict, save_model
 from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.predict.tiling_3d import blend_weights_3d, predict_tiled_3d
+from semdenoise.predict.tiling import blend_weights, predict_tiled
 from semdenoise.training.masking import (
     grid_positions,
     mask_batch,
@@ -191,20 +191,20 @@ def test_3d_tiled_equals_whole_volume(shape, depth, xy_only):
     net = net_3d(depth, xy_only)
     config = net.config
     volume = np.random.default_rng(1).normal(size=shape).astype(np.float32)
-    whole = predict_tiled_3d(net, volume, max_voxels=10**9)
+    whole = predict_tiled(net, volume, max_voxels=10**9)
     assert whole.shape == shape and whole.dtype == np.float32
     # windows a little larger than their halos: a few per axis
     small = (2 * config.receptive_radius_z + 4, *(2 * [2 * config.receptive_radius + 32]))
-    tiled = predict_tiled_3d(net, volume, tile_size=small, batch_size=3)
+    tiled = predict_tiled(net, volume, tile_size=small, batch_size=3)
     np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=1e-4)
     radii = (config.receptive_radius_z, config.receptive_radius, config.receptive_radius)
     padded = np.add(shape, np.multiply(2, radii))
-    by_budget = predict_tiled_3d(net, volume, max_voxels=int(0.5 * np.prod(padded)))
+    by_budget = predict_tiled(net, volume, max_voxels=int(0.5 * np.prod(padded)))
     np.testing.assert_allclose(by_budget, whole, atol=1e-4, rtol=1e-4)
 
 
 def test_3d_blend_weights_vanish_in_each_axis_halo():
-    weights = blend_weights_3d((16, 24, 20), (2, 4, 4))
+    weights = blend_weights((16, 24, 20), (2, 4, 4))
     assert (weights[:2] == 0).all() and (weights[-2:] == 0).all()
     assert (weights[:, :4] == 0).all() and (weights[:, :, -4:] == 0).all()
     assert (weights[2:-2, 4:-4, 4:-4] > 0).all()
@@ -224,11 +224,11 @@ def test_3d_prediction_never_moves_or_switches_the_callers_network(monkeypatch):
 
     monkeypatch.setattr(torch.nn.Module, "to", refuse_for_the_callers)
     volume = np.random.default_rng(2).normal(size=(6, 24, 24)).astype(np.float32)
-    first = predict_tiled_3d(net, volume)
+    first = predict_tiled(net, volume)
     assert net.training and all(m.training for m in net.modules())
     for name, value in net.state_dict().items():  # BatchNorm statistics included
         assert torch.equal(value, before[name]), name
     # the prediction is the eval-mode network's, whatever mode the caller's is in
     monkeypatch.undo()
-    expected = predict_tiled_3d(net_3d(depth=1), volume)
+    expected = predict_tiled(net_3d(depth=1), volume)
     np.testing.assert_allclose(first, expected, atol=1e-5, rtol=1e-5)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from semdenoise.baselines.classic import CLASSIC, require_optional
+from semdenoise.config import DEFAULT_BASELINE_STEPS
 from semdenoise.errors import InputError
 from semdenoise.io.axes import stack_axes
 from semdenoise.models.trained import TrainedModel
@@ -142,7 +143,7 @@ def build_baselines(
     names: Sequence[str],
     noisy_images: np.ndarray,
     *,
-    steps: int = 500,
+    steps: int = DEFAULT_BASELINE_STEPS,
     seed: int = 0,
     noise_sigma: float | None = None,
     max_minutes: float | None = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from semdenoise.baselines import build_baselines, model_method, noise_sigma_rule, resolve_baselines
+from semdenoise.config import DEFAULT_BASELINE_STEPS
 from semdenoise.errors import InputError
 from semdenoise.evaluation.evaluate import evaluate
 from semdenoise.evaluation.report import write_evaluation
@@ -69,7 +70,7 @@ def evaluate_files(
     models: Sequence[tuple[str, PathLike]] = (),
     baselines: Sequence[str] = (),
     segmenter: PathLike | None = None,
-    baseline_steps: int = 500,
+    baseline_steps: int = DEFAULT_BASELINE_STEPS,
     baseline_minutes: float | None = None,
     noise_sigma: float | None = None,
     data_range: float | None = None,

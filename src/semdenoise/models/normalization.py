@@ -35,7 +35,15 @@ class Normalization:
         """Statistics over every pixel of every image (float64 accumulation); with
         ``channels`` > 1, per channel over images (C, ...)."""
         if channels > 1:
-            fitted = [cls.fit([image[c] for image in images]) for c in range(channels)]
+            fitted = []
+            for c in range(channels):
+                try:
+                    fitted.append(cls.fit([image[c] for image in images]))
+                except InputError:
+                    raise InputError(
+                        f"training images: channel {c} has the same value in every pixel, "
+                        "nothing to learn"
+                    ) from None
             return cls(mean=tuple(f.mean for f in fitted), std=tuple(f.std for f in fitted))
         count = sum(image.size for image in images)
         mean = sum(float(image.sum(dtype=np.float64)) for image in images) / count

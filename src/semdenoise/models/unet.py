@@ -114,14 +114,21 @@ class UNet(nn.Module):
                 features, scale_factor=tuple(float(f) for f in factor), mode="nearest"
             )
             features = block(self._join(features, skip))
-        out = self._by_output(self.head(features))
+        out = self.output(self.head(features), padded)
+        return out[(..., *(slice(0, size) for size in sizes))]
+
+    def output(self, head: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+        """The head's output as the network gives it: grouped outputs in order, and a
+        residual network's input added (to the mean channels only, not to a variance
+        head's). Shared with the fused inference path (predict/inference.py)."""
+        config = self.config
+        out = self._by_output(head)
         if config.residual and config.out_channels > config.in_channels:
-            # a denoiser with a variance head: the input is added to the mean channels only
             split = config.in_channels
             out = torch.cat([out[:, :split] + padded, out[:, split:]], dim=1)
         elif config.residual:
             out = out + padded
-        return out[(..., *(slice(0, size) for size in sizes))]
+        return out
 
     def _join(self, upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """The skip connection's concatenation, group by group for grouped layers."""

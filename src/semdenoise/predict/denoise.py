@@ -16,8 +16,7 @@ from semdenoise.models.noise_model import NoiseModel, posterior_mean, predicted_
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.blind import blind_prediction
 from semdenoise.predict.noise_level import estimate_noise_sigma
-from semdenoise.predict.tiling import predict_tiled
-from semdenoise.predict.tiling_3d import predict_volume
+from semdenoise.predict.tiling import predict_tiled, predict_tta
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +119,9 @@ def denoise(
     for s in range(data.shape[0]):
         if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
             volume = data[s]
-            predicted = predict_volume(
-                net, _network_input(model.normalization.normalize(volume)), tta=tta, **tiling
+            predict = predict_tta if tta else predict_tiled
+            predicted = predict(
+                net, _network_input(model.normalization.normalize(volume)), **tiling
             )
             with np.errstate(over="ignore", invalid="ignore"):
                 result = model.normalization.denormalize(predicted.reshape(volume.shape))

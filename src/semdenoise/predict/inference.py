@@ -123,10 +123,12 @@ def inference_network(
 
 
 def _is_plain_2d_unet(net: nn.Module) -> bool:
-    """The fused decoder re-implements the 2-D U-Net's forward; use it only on that."""
+    """The fused decoder re-implements the 2-D U-Net's forward; use it only on that
+    (ungrouped: grouped skip connections interleave their channels)."""
     return (
         isinstance(net, UNet)
         and net.config.dims == 2
+        and net.config.groups == 1
         and all(hasattr(net, name) for name in ("down", "bottom", "up", "head"))
     )
 
@@ -146,10 +148,7 @@ def _fused_forward(net: UNet, x: torch.Tensor) -> torch.Tensor:
     features = net.bottom(features)
     for block, skip in zip(net.up, reversed(skips), strict=True):
         features = block(_upsample_concat(features, skip))
-    out = net.head(features)
-    if net.config.residual:
-        out = out + padded
-    return out[..., :height, :width]
+    return net.output(net.head(features), padded)[..., :height, :width]
 
 
 def _upsample_concat(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

@@ -1,24 +1,36 @@
-"""Tiled prediction of one 2-D image with overlap and Gaussian-weighted blending.
+"""Tiled prediction of a 2-D image or a 3-D volume with overlap and Gaussian-weighted blending.
 
-The image is reflect-padded by a halo at least the network's receptive radius. Windows
-of one fixed size start at multiples of 2**depth (so pooling cells line up with the
-whole-image ones) and overlap; each window's output is weighted by a Gaussian that is
-zero within the halo of its edges, where the window lacks context. With the default
-halo the tiled result equals one whole-image pass up to float rounding; the blending
-keeps seams invisible when a user trades halo for speed.
+One scheme for every spatial axis: the array is reflect-padded by a halo at least the
+network's receptive radius along that axis (Z's is smaller where levels pool in Y/X
+only). Windows of one fixed shape start at multiples of the axis's pooling cell (so
+pooling cells line up with the whole-array ones) and overlap; each window's output is
+weighted by a Gaussian that is zero within the halo of its edges, where the window lacks
+context. With the default halo the tiled result equals one whole-array pass up to float
+rounding; the blending keeps seams invisible when a user trades halo for speed.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.models.unet import UNet
 from semdenoise.predict.inference import InferenceNet, inference_network
+
+# Largest 2-D window side. 3-D windows are bounded by a voxel budget instead, since 3-D
+# activations grow with the cube of the side: with 32 base channels, 2**21 voxels take
+# about 1.5 GB of activations at the top level.
+DEFAULT_TILE_SIZE = 1024
+DEFAULT_WINDOW_VOXELS = 2**21
+# Pixels of windows per forward pass in 2-D, when no voxel budget is given.
+_BATCH_PIXELS = 2_000_000
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -43,17 +55,61 @@ def _axis_windows(padded: int, tile: int, halo: int, multiple: int) -> tuple[int
     return window, [*starts, padded - window]
 
 
-def blend_weights(window: tuple[int, int], halo: int) -> np.ndarray:
-    """Gaussian importance map (sigma = window/8), zero within ``halo`` of every edge."""
-    axes = []
-    for size in window:
-        coords = np.arange(size, dtype=np.float64) - (size - 1) / 2
-        weight = np.exp(-0.5 * (coords / (size / 8)) ** 2)
-        weight = np.maximum(weight, 1e-3)  # far from the centre still counts a little
-        weight[:halo] = 0.0
-        weight[size - halo :] = 0.0
-        axes.append(weight)
-    return np.outer(axes[0], axes[1]).astype(np.float32)
+def axis_blend_weight(size: int, halo: int) -> np.ndarray:
+    """1-D Gaussian importance (sigma = size/8), zero within ``halo`` of either end."""
+    coords = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    weight = np.exp(-0.5 * (coords / (size / 8)) ** 2)
+    weight = np.maximum(weight, 1e-3)  # far from the centre still counts a little
+    weight[:halo] = 0.0
+    weight[size - halo :] = 0.0
+    return weight
+
+
+def blend_weights(window: Sequence[int], halo: int | Sequence[int]) -> np.ndarray:
+    """Gaussian importance map of shape ``window``, float32: the outer product of the
+    per-axis weights, zero within each axis's ``halo`` (one int: every axis) of its edges."""
+    halos = _per_axis(halo, len(window))
+    axes = [axis_blend_weight(size, h) for size, h in zip(window, halos, strict=True)]
+    return functools.reduce(np.multiply.outer, axes).astype(np.float32)
+
+
+def window_shape(
+    padded: Sequence[int],
+    halos: Sequence[int],
+    multiples: Sequence[int],
+    *,
+    max_sides: Sequence[int | None],
+    max_voxels: int | None,
+) -> tuple[int, ...]:
+    """Largest window per axis (≤ ``max_sides``, ≤ the padded array) whose voxel count
+    fits ``max_voxels``, shrinking the axis with the largest core (window minus halos)
+    first: near-cubic cores waste the least on halos. Never below two halos plus two
+    pooling cells."""
+    smallest = [2 * h + 2 * m for h, m in zip(halos, multiples, strict=True)]
+    tile = [
+        max(_round_up(side if cap is None else min(cap, side), m), low)
+        for side, cap, m, low in zip(padded, max_sides, multiples, smallest, strict=True)
+    ]
+    while max_voxels is not None and math.prod(tile) > max_voxels:
+        shrinkable = [a for a in range(len(tile)) if tile[a] - multiples[a] >= smallest[a]]
+        if not shrinkable:
+            break
+        axis = max(shrinkable, key=lambda a: tile[a] - 2 * halos[a])
+        tile[axis] -= multiples[axis]
+    return tuple(tile)
+
+
+def _per_axis(value: int | Sequence[int], count: int) -> tuple[int, ...]:
+    return (value,) * count if isinstance(value, int) else tuple(value)
+
+
+def _spatial_geometry(config: UNetConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per spatial axis, the pooling cell and the receptive radius: (Y, X) or (Z, Y, X)."""
+    if config.dims == 3:
+        multiples = (config.z_multiple, config.size_multiple, config.size_multiple)
+        radii = (config.receptive_radius_z, config.receptive_radius, config.receptive_radius)
+        return multiples, radii
+    return (config.size_multiple,) * 2, (config.receptive_radius,) * 2
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
@@ -61,64 +117,119 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def _prepared(net: UNet | InferenceNet, device: torch.device) -> InferenceNet:
+    """A prepared copy (BatchNorm folded, on ``device``): ``net`` itself is never moved
+    or switched to eval mode, so Dask threads and the caller may share it. 3-D networks
+    run in the contiguous layout they always have (channels-last is measured in 2-D only)."""
+    if isinstance(net, InferenceNet):
+        return net
+    return inference_network(net, device, channels_last=False if net.config.dims == 3 else None)
+
+
 def predict_tiled(
     net: UNet | InferenceNet,
     image: np.ndarray,
     *,
-    tile_size: int = 1024,
-    halo: int | None = None,
+    tile_size: int | Sequence[int] | None = None,
+    max_voxels: int | None = None,
+    halo: int | Sequence[int] | None = None,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Apply ``net`` to a normalised (Y, X) float32 image, (C, Y, X) for a network of C
-    input channels; returns (Y, X) float32, or (C, Y, X) for a network with several
-    output channels (a multi-class segmenter, a denoiser of channels).
+    """Apply ``net`` to a normalised float32 image of shape ``(*spatial)``, or
+    ``(in_channels, *spatial)`` for a network with several input channels; spatial is
+    (Y, X) or (Z, Y, X) by ``net.config.dims``. Returns float32 ``(*spatial)``, or
+    ``(out_channels, *spatial)`` for a network with several output channels (a
+    multi-class segmenter, a denoiser with a variance head).
 
-    ``tile_size`` is the largest window side fed to the network (rounded to 2**depth);
-    ``halo`` the context discarded at window edges (default: the receptive radius);
-    ``batch_size`` windows per pass (default: about 2 megapixels' worth). A plain
-    ``UNet`` is run through a prepared copy (:func:`inference_network`: BatchNorm folded,
-    channels-last on the CPU), so ``net`` itself is never changed and several threads may
-    share it; an ``InferenceNet`` is used as it is.
+    ``tile_size`` caps the window side: an int caps Y and X (the CLI's ``--tile-size``),
+    one int per spatial axis caps each (default: 1024 in 2-D, none in 3-D);
+    ``max_voxels`` bounds the voxels of one window (default: none in 2-D, 2**21 in
+    3-D); within both, windows are as large as the image allows. ``halo`` is the
+    context discarded at window edges, one int for every axis or one per spatial axis
+    (default: the receptive radii); ``batch_size`` windows per pass (default: as many as
+    fit ``max_voxels``, or about 2 megapixels in 2-D). A plain ``UNet`` is run through a
+    prepared copy (:func:`inference_network`: BatchNorm folded, channels-last for 2-D on
+    the CPU), so ``net`` itself is never changed and several threads may share it; an
+    ``InferenceNet`` is used as it is.
     """
-    multiple = net.config.size_multiple
-    if halo is None:
-        halo = net.config.receptive_radius
-    halo = _round_up(halo, multiple)
-    inputs = net.config.in_channels
-    if inputs > 1 and (image.ndim != 3 or image.shape[0] != inputs):
-        raise InputError(f"image of shape {image.shape} for a network of {inputs} channels")
-    height, width = image.shape[-2:]
-    padded_shape = tuple(_round_up(side + 2 * halo, multiple) for side in (height, width))
+    config = net.config
+    dims, channels_in = config.dims, config.in_channels
+    leading = (channels_in,) if channels_in > 1 else ()  # the channel axis, if any
+    if image.ndim != len(leading) + dims or image.shape[: len(leading)] != leading:
+        spatial = "Y, X" if dims == 2 else "Z, Y, X"
+        needs = f"({channels_in}, {spatial})" if leading else f"({spatial})"
+        raise InputError(
+            f"image of shape {image.shape}: a {dims}-D network with {channels_in} input "
+            f"channel(s) needs {needs}"
+        )
+    planes = image if channels_in > 1 else image[None]  # (channels, *spatial) from here
+    shape = planes.shape[1:]
+
+    multiples, radii = _spatial_geometry(config)
+    halos = tuple(
+        _round_up(h, m)
+        for h, m in zip(radii if halo is None else _per_axis(halo, dims), multiples, strict=True)
+    )
+    padded_shape = tuple(
+        _round_up(side + 2 * h, m) for side, h, m in zip(shape, halos, multiples, strict=True)
+    )
     padded = np.pad(
-        image,
-        [(0, 0)] * (image.ndim - 2)
-        + [(halo, padded_shape[0] - height - halo), (halo, padded_shape[1] - width - halo)],
-        mode="reflect" if min(height, width) > 1 else "edge",
+        planes,
+        [(0, 0)]
+        + [(h, p - side - h) for side, h, p in zip(shape, halos, padded_shape, strict=True)],
+        mode="reflect" if min(shape) > 1 else "edge",
     )
-    tile = max(_round_up(tile_size, multiple), 2 * halo + 2 * multiple)
-    (window_y, starts_y), (window_x, starts_x) = (
-        _axis_windows(side, tile, halo, multiple) for side in padded_shape
-    )
-    window = (window_y, window_x)
-    starts = [(y, x) for y in starts_y for x in starts_x]
-    if batch_size is None:  # about 2 megapixels of windows per forward pass
-        batch_size = max(1, 2_000_000 // (window_y * window_x))
-    weights = blend_weights(window, halo)
-    channels = net.config.out_channels
-    output = np.zeros((channels, *padded_shape), dtype=np.float32)
+    if dims == 2 and tile_size is None:
+        tile_size = DEFAULT_TILE_SIZE
+    if dims == 3 and max_voxels is None:
+        max_voxels = DEFAULT_WINDOW_VOXELS
+    if tile_size is None or isinstance(tile_size, int):
+        max_sides = (*(None,) * (dims - 2), tile_size, tile_size)
+    else:
+        max_sides = tuple(tile_size)
+    tile = window_shape(padded_shape, halos, multiples, max_sides=max_sides, max_voxels=max_voxels)
+    axes = [
+        _axis_windows(side, t, h, m)
+        for side, t, h, m in zip(padded_shape, tile, halos, multiples, strict=True)
+    ]
+    window = tuple(size for size, _ in axes)
+    starts = list(itertools.product(*(axis_starts for _, axis_starts in axes)))
+    if batch_size is None:
+        batch_size = max(1, (max_voxels or _BATCH_PIXELS) // math.prod(window))
+    weights = blend_weights(window, halos)
+    channels_out = config.out_channels
+    output = np.zeros((channels_out, *padded_shape), dtype=np.float32)
     total = np.zeros(padded_shape, dtype=np.float32)
 
     device = torch.device(device)
-    runner = net if isinstance(net, InferenceNet) else inference_network(net, device)
+    runner = _prepared(net, device)
     with torch.inference_mode():
         for chunk in _batches(starts, batch_size):
-            tiles = np.stack([padded[..., y : y + window[0], x : x + window[1]] for y, x in chunk])
-            tiles = tiles if inputs > 1 else tiles[:, None]
+            regions = [
+                tuple(slice(s, s + w) for s, w in zip(start, window, strict=True))
+                for start in chunk
+            ]
+            tiles = np.stack([padded[(slice(None), *region)] for region in regions])
             result = runner(torch.from_numpy(tiles).to(device)).cpu().numpy()
-            for (y, x), prediction in zip(chunk, result, strict=True):
-                output[:, y : y + window[0], x : x + window[1]] += prediction * weights
-                total[y : y + window[0], x : x + window[1]] += weights
-    region = (slice(halo, halo + height), slice(halo, halo + width))
-    blended = output[(slice(None), *region)] / total[region]
-    return blended[0] if channels == 1 else blended
+            for region, prediction in zip(regions, result, strict=True):
+                output[(slice(None), *region)] += prediction * weights
+                total[region] += weights
+    core = tuple(slice(h, h + side) for h, side in zip(halos, shape, strict=True))
+    blended = output[(slice(None), *core)] / total[core]
+    return blended[0] if channels_out == 1 else blended
+
+
+def predict_tta(net: UNet | InferenceNet, image: np.ndarray, **tiling) -> np.ndarray:
+    """:func:`predict_tiled` averaged over the 8 rotations/flips in Y/X (the training
+    symmetries; a volume's Z stays as it is): less residual noise, 8x the time."""
+    net = _prepared(net, torch.device(tiling.get("device", "cpu")))  # once for all 8 passes
+    result = None
+    for k in range(8):
+        view = np.rot90(image, k % 4, axes=(-2, -1))
+        view = view[..., ::-1] if k >= 4 else view
+        predicted = predict_tiled(net, np.ascontiguousarray(view), **tiling)
+        predicted = predicted[..., ::-1] if k >= 4 else predicted
+        predicted = np.rot90(predicted, -(k % 4), axes=(-2, -1))
+        result = predicted if result is None else result + predicted
+    return result / 8

@@ -33,7 +33,6 @@ from semdenoise.models.normalization import Normalization
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling import predict_tiled
-from semdenoise.predict.tiling_3d import predict_tiled_3d
 from semdenoise.training.loading import ImagesLike, prepare_training_data, prepare_training_volumes
 from semdenoise.training.losses import n2v_loss, n2v_variance_loss
 from semdenoise.training.masking import mask_batch
@@ -124,9 +123,7 @@ def blind_spot_statistics(
         image = bank.image(index)[0, :channels].cpu().numpy()  # (C, *spatial)
         if denoiser.config.dims == 3:
             image = image[:, : max(1, max_pixels // (image.shape[-2] * image.shape[-1]))]
-            predicted = predict_tiled_3d(denoiser, image[0] if channels == 1 else image)
-        else:
-            predicted = predict_tiled(denoiser, image[0] if channels == 1 else image)
+        predicted = predict_tiled(denoiser, image[0] if channels == 1 else image)
         spatial = image.shape[1:]
         predicted = predicted.reshape(-1, *spatial)  # (outputs, *spatial)
         if len(predicted) > channels:  # mean and variance channels
