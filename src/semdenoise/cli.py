@@ -6,8 +6,11 @@ any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,26 +107,6 @@ Preset = Annotated[
 ]
 Resume = Annotated[bool, typer.Option(help="Continue from the latest checkpoint.")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
-Steps = Annotated[int | None, _option("train", "steps")]
-MaxMinutes = Annotated[float | None, _option("train", "max_minutes")]
-Seed = Annotated[int | None, _option("train", "seed")]
-CheckpointEvery = Annotated[int | None, _option("train", "checkpoint_every")]
-BatchSize = Annotated[int | None, _option("train", "batch_size")]
-CropSize = Annotated[int | None, _option("train", "crop_size")]
-CropDepth = Annotated[int | None, _option("train", "crop_depth")]
-LearningRate = Annotated[float | None, _option("train", "learning_rate")]
-LrSchedule = Annotated[str | None, _option("train", "lr_schedule")]
-ValFraction = Annotated[float | None, _option("train", "val_fraction")]
-ValEvery = Annotated[int | None, _option("train", "val_every")]
-Augment = Annotated[bool | None, _option("train", "augment")]
-Device = Annotated[str | None, _option("train", "device")]
-Dims = Annotated[int | None, _option("unet", "dims")]
-Depth = Annotated[int | None, _option("unet", "depth")]
-BaseChannels = Annotated[int | None, _option("unet", "base_channels")]
-Residual = Annotated[bool | None, _option("unet", "residual")]
-NegativeSlope = Annotated[float | None, _option("unet", "negative_slope")]
-XYOnlyLevels = Annotated[int | None, _option("unet", "xy_only_levels")]
-Channels = Annotated[str | None, _option("unet", "channels")]
 AxesOption = Annotated[
     str | None,
     typer.Option(
@@ -133,25 +116,6 @@ AxesOption = Annotated[
         "else a stack SYX; a model trained with --axes assumes them again).",
     ),
 ]
-Masking = Annotated[str | None, _option("masking", "mode", "--masking")]
-Replacement = Annotated[str | None, _option("masking", "replacement")]
-Radius = Annotated[int | None, _option("masking", "radius")]
-PixelsPerMask = Annotated[float | None, _option("masking", "pixels_per_mask")]
-NMasked = Annotated[int | None, _option("masking", "n_masked")]
-PatchSize = Annotated[int | None, _option("masking", "patch_size")]
-PatchFraction = Annotated[float | None, _option("masking", "patch_fraction")]
-NoiseModelKind = Annotated[str | None, _option("noise", "model", "--noise-model")]
-NoiseQuantile = Annotated[float | None, _option("noise", "quantile", "--noise-quantile")]
-DenoiseWeight = Annotated[float | None, _option("joint", "denoise_weight")]
-SegmentWeight = Annotated[float | None, _option("joint", "segment_weight")]
-PretrainFraction = Annotated[float | None, _option("joint", "pretrain_fraction")]
-PretrainDenoiser = Annotated[bool | None, _option("joint", "pretrain_denoiser")]
-SegmentLoss = Annotated[str | None, _option("joint", "segment_loss")]
-SegmentTarget = Annotated[str | None, _option("joint", "segment_target", "--target")]
-LabelledShare = Annotated[float | None, _option("joint", "labelled_share")]
-StyleGradient = Annotated[bool | None, _option("joint", "style_gradient")]
-SegLossOption = Annotated[str | None, _option("seg", "loss")]
-SegTargetOption = Annotated[str | None, _option("seg", "target", "--target")]
 Labels = Annotated[
     Path,
     typer.Option(
@@ -269,90 +233,109 @@ def _report_trained(out: Path, model: Any, settings: Path) -> None:
     )
 
 
-@train_app.command("n2v")
+def _option_type(annotation: Any) -> type:
+    """The CLI type of a config field: a Literal's values' type, an optional's inner one."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return type(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _option_type(inner[0])
+    return annotation
+
+
+def _setting_parameters(command: str) -> list[inspect.Parameter]:
+    """One keyword option per setting the command takes, generated from the config
+    fields (TRAIN_SETTINGS), so no option list is written twice."""
+    parameters = []
+    for section, fields in TRAIN_SETTINGS[command].items():
+        for field in fields:
+            kind = _option_type(SECTIONS[section].model_fields[field].annotation)
+            parameters.append(
+                inspect.Parameter(
+                    option_name(section, field),
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[kind | None, _option(section, field)],
+                )
+            )
+    return parameters
+
+
+# Options of every training command that are not settings: (name, annotation, default).
+_RUN_OPTIONS = (
+    ("config", ConfigFile, None),
+    ("preset", Preset, None),
+    ("resume", Resume, False),
+    ("axes", AxesOption, None),
+    ("progress", Progress, True),
+)
+
+
+def _train_command(command: str):
+    """Register ``train COMMAND``: the function's own parameters (its inputs), the run
+    options every training command has (--config, --preset, --resume, --axes,
+    --progress) and the generated setting options; all options reach it as
+    ``**options``."""
+
+    def register(function):
+        own = [
+            p
+            for p in inspect.signature(function, eval_str=True).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        generated = [
+            inspect.Parameter(name, keyword, default=default, annotation=annotation)
+            for name, annotation, default in _RUN_OPTIONS
+        ] + _setting_parameters(command)
+        function.__signature__ = inspect.Signature([*own, *generated])
+        function.__annotations__ = {
+            **typing.get_type_hints(function, include_extras=True),
+            **{p.name: p.annotation for p in generated},
+        }
+        return train_app.command(command)(function)
+
+    return register
+
+
+def _run(command: str, out: Path, options: dict[str, Any], *inputs: Path | None) -> tuple:
+    """Refuse an output over an input, then the command's configs and its run options
+    (axes, out, resume, progress) for the training call."""
+    _refuse_overwrite(out, *inputs, options["config"])
+    configs = _settings(command, {**options, "out": out})
+    run = {"axes": options["axes"], "out": out, "resume": options["resume"]}
+    return configs, run | {"progress": options["progress"]}
+
+
+@_train_command("n2v")
 def train_n2v_command(
     images: Images,
     out: Out,
-    config: ConfigFile = None,
-    preset: Preset = None,
-    steps: Steps = None,
-    max_minutes: MaxMinutes = None,
-    seed: Seed = None,
-    checkpoint_every: CheckpointEvery = None,
-    resume: Resume = False,
-    masking: Masking = None,
-    replacement: Replacement = None,
-    n_masked: NMasked = None,
-    radius: Radius = None,
-    pixels_per_mask: PixelsPerMask = None,
-    patch_size: PatchSize = None,
-    patch_fraction: PatchFraction = None,
-    noise_model: NoiseModelKind = None,
-    noise_quantile: NoiseQuantile = None,
-    batch_size: BatchSize = None,
-    crop_size: CropSize = None,
-    crop_depth: CropDepth = None,
-    learning_rate: LearningRate = None,
-    lr_schedule: LrSchedule = None,
-    val_fraction: ValFraction = None,
-    val_every: ValEvery = None,
-    augment: Augment = None,
-    dims: Dims = None,
-    depth: Depth = None,
-    base_channels: BaseChannels = None,
-    residual: Residual = None,
-    negative_slope: NegativeSlope = None,
-    xy_only_levels: XYOnlyLevels = None,
-    channels: Channels = None,
-    axes: AxesOption = None,
-    device: Device = None,
-    progress: Progress = True,
+    **options: Any,
 ) -> None:
     """Train a Noise2Void denoiser (grid masking on full images by default; --dims 3: a
     3-D network on (Z, Y, X) volumes, one per file)."""
     from semdenoise.training import train_n2v
 
-    _refuse_overwrite(out, images, config)
-    configs = _settings("n2v", locals())
-    model = train_n2v(images, **configs, axes=axes, out=out, resume=resume, progress=progress)
+    configs, run = _run("n2v", out, options, images)
+    model = train_n2v(images, **configs, **run)
     _report_trained(out, model, _save_settings("n2v", out, configs))
 
 
-@train_app.command("seg")
+@_train_command("seg")
 def train_seg_command(
     images: Images,
     labels: Labels,
     out: Out,
-    config: ConfigFile = None,
-    preset: Preset = None,
     ignore_label: IgnoreLabel = None,
-    steps: Steps = None,
-    max_minutes: MaxMinutes = None,
-    seed: Seed = None,
-    checkpoint_every: CheckpointEvery = None,
-    resume: Resume = False,
-    batch_size: BatchSize = None,
-    crop_size: CropSize = None,
-    learning_rate: LearningRate = None,
-    lr_schedule: LrSchedule = None,
-    val_fraction: ValFraction = None,
-    val_every: ValEvery = None,
-    augment: Augment = None,
-    depth: Depth = None,
-    base_channels: BaseChannels = None,
-    negative_slope: NegativeSlope = None,
-    device: Device = None,
-    loss: SegLossOption = None,
-    target: SegTargetOption = None,
-    axes: AxesOption = None,
-    progress: Progress = True,
+    **options: Any,
 ) -> None:
     """Train a segmenter on images and their labels (any non-zero label is foreground;
     --target instances learns to separate touching objects)."""
     from semdenoise.training import train_seg
 
-    _refuse_overwrite(out, images, labels, config)
-    configs = _settings("seg", locals())
+    configs, run = _run("seg", out, options, images, labels)
     model = train_seg(
         images,
         labels,
@@ -361,15 +344,12 @@ def train_seg_command(
         target=configs["seg"].target,
         ignore_label=ignore_label,
         train=configs["train"],
-        axes=axes,
-        out=out,
-        resume=resume,
-        progress=progress,
+        **run,
     )
     _report_trained(out, model, _save_settings("seg", out, configs))
 
 
-@train_app.command("joint")
+@_train_command("joint")
 def train_joint_command(
     images: Images,
     out: Out,
@@ -386,50 +366,13 @@ def train_joint_command(
         typer.Option(help="Segmenter of a related task, frozen: unsupervised mode (Eq. 4)."),
     ] = None,
     init: Annotated[Path | None, typer.Option(help="Start the denoiser from an N2V model.")] = None,
-    config: ConfigFile = None,
-    preset: Preset = None,
-    steps: Steps = None,
-    max_minutes: MaxMinutes = None,
-    seed: Seed = None,
-    checkpoint_every: CheckpointEvery = None,
-    resume: Resume = False,
-    masking: Masking = None,
-    replacement: Replacement = None,
-    n_masked: NMasked = None,
-    radius: Radius = None,
-    pixels_per_mask: PixelsPerMask = None,
-    patch_size: PatchSize = None,
-    patch_fraction: PatchFraction = None,
-    batch_size: BatchSize = None,
-    crop_size: CropSize = None,
-    learning_rate: LearningRate = None,
-    lr_schedule: LrSchedule = None,
-    val_fraction: ValFraction = None,
-    val_every: ValEvery = None,
-    augment: Augment = None,
-    depth: Depth = None,
-    base_channels: BaseChannels = None,
-    residual: Residual = None,
-    negative_slope: NegativeSlope = None,
-    channels: Channels = None,
-    axes: AxesOption = None,
-    device: Device = None,
-    target: SegmentTarget = None,
-    segment_loss: SegmentLoss = None,
-    denoise_weight: DenoiseWeight = None,
-    segment_weight: SegmentWeight = None,
-    pretrain_fraction: PretrainFraction = None,
-    pretrain_denoiser: PretrainDenoiser = None,
-    labelled_share: LabelledShare = None,
-    style_gradient: StyleGradient = None,
-    progress: Progress = True,
+    **options: Any,
 ) -> None:
     """Train denoiser and segmenter end to end: with --labels (Eq. 3) or with a frozen
     --style-segmenter (Eq. 4)."""
     from semdenoise.training import train_joint
 
-    _refuse_overwrite(out, images, labels, style_segmenter, init, config)
-    configs = _settings("joint", locals())
+    configs, run = _run("joint", out, options, images, labels, style_segmenter, init)
     model = train_joint(
         images,
         labels=labels,
@@ -437,10 +380,7 @@ def train_joint_command(
         style_segmenter=style_segmenter,
         init=init,
         **configs,
-        axes=axes,
-        out=out,
-        resume=resume,
-        progress=progress,
+        **run,
     )
     _report_trained(out, model, _save_settings("joint", out, configs))
 
