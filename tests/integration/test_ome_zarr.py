@@ -241,3 +241,12 @@ def test_several_time_points_or_channels_are_a_one_line_error(tmp_path):
     with pytest.raises(sd.InputError, match=r"c\.zarr: .* has c=2; expected"):
         sd.denoise_zarr(tiny_model(), tmp_path / "c.zarr", tmp_path / "out.zarr")
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_declared_axes_read_a_multichannel_ome_zarr_as_stored(tmp_path):
+    volume = np.arange(2 * 3 * 40 * 36, dtype=np.uint16).reshape(1, 2, 3, 40, 36)
+    write_tczyx(tmp_path / "c.zarr", volume, bioformats2raw=True)
+    read = sd.read_image(tmp_path / "c.zarr", axes="TCZYX")
+    np.testing.assert_array_equal(read, volume)
+    with pytest.raises(sd.InputError, match=r"c\.zarr: 5-D array .* does not match axes 'CZYX'"):
+        sd.read_image(tmp_path / "c.zarr", axes="CZYX")

@@ -26,7 +26,7 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _read_raw(path: Path) -> np.ndarray:
+def _read_raw(path: Path, as_stored: bool = False) -> np.ndarray:
     suffix = _suffix(path)
     if suffix in (".tif", ".tiff"):
         import tifffile
@@ -46,27 +46,29 @@ def _read_raw(path: Path) -> np.ndarray:
             array = colour[..., 0]
         return array
     if suffix == ".zarr":
-        return np.asarray(_open_zarr_array(path)[...])
+        return np.asarray(_open_zarr_array(path, as_stored)[...])
     raise InputError(
         f"{path}: unsupported file type {suffix or '(none)'}, expected one of "
         f"{', '.join(SUPPORTED_INPUTS)}"
     )
 
 
-def _open_zarr_array(path: Path):
+def _open_zarr_array(path: Path, as_stored: bool = False):
     """The full-resolution array of a Zarr store: a plain array, an OME-Zarr image (its
-    singleton T/C axes squeezed away) or a bioformats2raw container's first image."""
+    singleton T/C axes squeezed away, unless read ``as_stored`` for declared axes) or a
+    bioformats2raw container's first image."""
     from semdenoise.io.ome_zarr import open_image
 
-    return open_image(path)[0]
+    return open_image(path, as_stored=as_stored)[0]
 
 
-def _read_file(path: Path) -> np.ndarray:
-    """The raw array of one file; a missing or unreadable file is a one-line InputError."""
+def _read_file(path: Path, as_stored: bool = False) -> np.ndarray:
+    """The raw array of one file; a missing or unreadable file is a one-line InputError.
+    ``as_stored``: an OME-Zarr image with every axis it has (declared axes describe it)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     try:
-        return _read_raw(path)
+        return _read_raw(path, as_stored)
     except InputError:
         raise
     except Exception as e:  # any reader failure is an unreadable file, said in one line
@@ -85,19 +87,19 @@ def read_image(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarra
     dimensions, or NaN/inf pixels; the message names the file.
     """
     path = Path(path)
-    return check_image(_read_file(path), source=str(path), axes=axes)
+    return check_image(_read_file(path, axes is not None), source=str(path), axes=axes)
 
 
 def read_labels(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
     """Read a mask or label image (any non-zero is foreground) as uint8 {0, 1}."""
     path = Path(path)
-    return check_labels(_read_file(path), source=str(path), axes=axes)
+    return check_labels(_read_file(path, axes is not None), source=str(path), axes=axes)
 
 
 def read_label_ids(path: str | os.PathLike, *, axes: str | None = None) -> np.ndarray:
     """Read a mask or label image with its values kept (objects 1..N stay apart)."""
     path = Path(path)
-    return check_label_ids(_read_file(path), source=str(path), axes=axes)
+    return check_label_ids(_read_file(path, axes is not None), source=str(path), axes=axes)
 
 
 def list_image_files(folder: Path) -> list[Path]:

@@ -84,13 +84,15 @@ class SqueezedArray:
         return (type(self).__name__, str(self.array.store_path), self.keep)
 
 
-def open_image(path: Path) -> tuple[Any, ImageSpace | None]:
+def open_image(path: Path, *, as_stored: bool = False) -> tuple[Any, ImageSpace | None]:
     """The full-resolution array of a Zarr store (a ``zarr.Array``, or a
     :class:`SqueezedArray` without singleton T/C axes) and, for an OME-Zarr image, where
     it lies in the world (its kept axes, voxel size and origin); ``None`` otherwise.
+    ``as_stored``: the array with every axis it has (for declared ``--axes``, such as
+    TCZYX with several channels), and no world position.
 
-    Raises InputError for a group without an image, or an image with several time
-    points or channels.
+    Raises InputError for a group without an image, or (unless ``as_stored``) an image
+    with several time points or channels.
     """
     import zarr
 
@@ -103,6 +105,8 @@ def open_image(path: Path) -> tuple[Any, ImageSpace | None]:
             return group["0"], None
         raise InputError(f"{path}: Zarr group holds no image array (no multiscales, no '0')")
     array = group[multiscale["datasets"][0]["path"]]
+    if as_stored:
+        return array, None
     axes = _axes(multiscale, array.ndim)
     if axes is None:  # no usable axes (before OME-NGFF 0.4): the array as it is
         return array, None
