@@ -142,3 +142,20 @@ def test_a_constant_channel_is_named():
     image = np.stack([np.arange(16.0).reshape(4, 4), np.full((4, 4), 3.0)])
     with pytest.raises(InputError, match=r"^training images: channel 1 has the same value"):
         Normalization.fit([image], channels=2)
+
+
+def test_a_3d_model_trains_and_denoises_two_channel_volumes():
+    rng = np.random.default_rng(4)
+    zz, yy, xx = np.mgrid[:8, :24, :24]
+    clean = 100.0 * ((zz - 4) ** 2 + (yy - 12) ** 2 + (xx - 12) ** 2 < 30)
+    volume = np.stack([clean, 0.5 * clean + 20]) + rng.normal(0, 5, (2, 8, 24, 24))
+    model = sd.train_n2v(
+        volume.astype(np.float32),
+        axes="CZYX",
+        unet=sd.UNetConfig(dims=3, depth=1, base_channels=4),
+        train=sd.TrainConfig(steps=2, batch_size=1, crop_size=16, crop_depth=4, val_fraction=0),
+    )
+    assert model.denoiser.config.in_channels == 2 and model.normalization.channels == 2
+    moved = np.moveaxis(volume, 0, -1).astype(np.float32)  # Z, Y, X, C
+    denoised = sd.denoise(model, moved, axes="ZYXC", tta=True)
+    assert denoised.shape == moved.shape and np.isfinite(denoised).all()
