@@ -53,10 +53,11 @@ class UNetConfig(_Config):
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(1, ge=1)
     channels: Literal["together", "separate"] = Field(
-        "together",
-        description="Images with several channels (--axes with C): one denoiser over "
-        "all channels together, or an independent one per channel (grouped "
-        "convolutions; each its own width). Segmenters always see them together.",
+        "separate",
+        description="Images with several channels (--axes with C): an independent "
+        "denoiser per channel (grouped convolutions, each the full width; measured "
+        "steadier), or one over all channels together. Segmenters always see them "
+        "together.",
     )
     residual: bool = Field(
         False,
