@@ -74,6 +74,16 @@ class UNetConfig(_Config):
     )
 
     @model_validator(mode="after")
+    def _check_groups(self) -> UNetConfig:
+        if self.out_channels % self.groups:
+            raise ValueError(
+                f"channels 'separate' gives each of the {self.in_channels} input channels "
+                f"its own outputs; {self.out_channels} output channels do not divide among "
+                "them (use channels 'together')"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_levels(self) -> UNetConfig:
         if self.xy_only_levels > (self.depth if self.dims == 3 else 0):
             raise ValueError(

@@ -96,6 +96,7 @@ def test_a_two_channel_network_tiles_like_its_whole_image_pass(dims, shape):
     ],
 )
 def test_an_image_without_the_networks_channel_axis_is_refused(in_channels, shape, needs):
-    net = UNet(UNetConfig(in_channels=in_channels, depth=1, base_channels=4))
+    config = UNetConfig(in_channels=in_channels, depth=1, base_channels=4, channels="together")
+    net = UNet(config)
     with pytest.raises(InputError, match=needs):
         predict_tiled(net, np.zeros(shape, np.float32))
