@@ -19,6 +19,7 @@ import typer
 from semdenoise.cli_check import check_command
 from semdenoise.cli_evaluation import evaluate_command, reproduce_app, synth_command
 from semdenoise.config import (
+    DEFAULT_TILE_SIZE,
     PRESETS,
     SECTIONS,
     Settings,
@@ -408,7 +409,8 @@ def denoise_command(
     tile_size: Annotated[
         int | None,
         typer.Option(
-            help="Largest window side fed to the network (default 1024; Zarr to Zarr: "
+            help=f"Largest window side fed to the network (default {DEFAULT_TILE_SIZE}; "
+            "Zarr to Zarr: "
             "one window per chunk)."
         ),
     ] = None,
@@ -465,7 +467,7 @@ def denoise_command(
     from semdenoise.predict import denoise, denoise_zarr
 
     _refuse_overwrite(target, source, model)
-    _check_prediction_options(1024 if tile_size is None else tile_size, batch_size)
+    _check_prediction_options(DEFAULT_TILE_SIZE if tile_size is None else tile_size, batch_size)
     options = {"batch_size": batch_size, "device": device, "tta": tta, "posterior": posterior}
     options |= _given(tile_size=tile_size)
     if source.suffix.lower() == ".zarr" and target.suffix.lower() == ".zarr" and axes is None:
@@ -511,7 +513,7 @@ def segment_command(
             "objects apart; best with a segmenter trained with --target instances."
         ),
     ] = False,
-    tile_size: TileSize = 1024,
+    tile_size: TileSize = DEFAULT_TILE_SIZE,
     batch_size: WindowBatch = None,
     device: PredictDevice = "auto",
     axes: AxesOption = None,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from semdenoise.config import DEFAULT_TILE_SIZE
 from semdenoise.errors import InputError
 
 INPUT_ROW = "input as is"
@@ -38,7 +39,8 @@ def check_command(
         typer.Option(help="Maskings averaged per image for the blind-spot loss (default 2)."),
     ] = None,
     tile_size: Annotated[
-        int | None, typer.Option(help="Largest window side fed to the network (default 1024).")
+        int | None,
+        typer.Option(help=f"Largest window side fed to the network (default {DEFAULT_TILE_SIZE})."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     axes: Annotated[

@@ -29,6 +29,8 @@ DEFAULT_PIXELS_PER_MASK = 25.0
 # Training steps of each N2V baseline in an evaluation (``--baseline-steps``): here, where
 # the CLI reads it without importing torch.
 DEFAULT_BASELINE_STEPS = 500
+# The largest window side fed to a 2-D network at prediction (denoise, segment, check).
+DEFAULT_TILE_SIZE = 1024
 
 
 class _Config(BaseModel):

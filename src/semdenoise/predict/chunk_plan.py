@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semdenoise.config import UNetConfig
+from semdenoise.config import DEFAULT_TILE_SIZE, UNetConfig
 from semdenoise.models.trained import TrainedModel
 
 PROGRESS_DIR = ".semdenoise-progress"
@@ -85,7 +85,7 @@ def one_window_tile_size(
     spent on window halos (the predictor pads each chunk again by the halo). A 3-D
     network keeps the in-memory default side, since its windows follow a voxel budget."""
     if config.dims != 2:
-        return 1024
+        return DEFAULT_TILE_SIZE
     return max(max(chunks[-1]), max(chunks[-2])) + 4 * halos[-1]
 
 

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import torch
 
+from semdenoise.config import DEFAULT_TILE_SIZE
 from semdenoise.errors import InputError
 from semdenoise.io.axes import Layout
 from semdenoise.io.checks import check_image, check_min_size
@@ -70,7 +71,7 @@ def denoise(
     image: np.ndarray,
     *,
     axes: str | None = None,
-    tile_size: int = 1024,
+    tile_size: int = DEFAULT_TILE_SIZE,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     tta: bool = False,

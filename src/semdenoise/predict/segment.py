@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from scipy.special import expit, softmax
 
+from semdenoise.config import DEFAULT_TILE_SIZE
 from semdenoise.errors import InputError
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.models.targets import BACKGROUND
@@ -30,7 +31,7 @@ def segment(
     probabilities: bool = False,
     instances: bool = False,
     threshold: float = 0.5,
-    tile_size: int = 1024,
+    tile_size: int = DEFAULT_TILE_SIZE,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     source: str = "image",

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from semdenoise.config import UNetConfig
+from semdenoise.config import DEFAULT_TILE_SIZE, UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.models.unet import UNet
 from semdenoise.predict.inference import InferenceNet, inference_network
@@ -27,7 +27,6 @@ from semdenoise.predict.inference import InferenceNet, inference_network
 # Largest 2-D window side. 3-D windows are bounded by a voxel budget instead, since 3-D
 # activations grow with the cube of the side: with 32 base channels, 2**21 voxels take
 # about 1.5 GB of activations at the top level.
-DEFAULT_TILE_SIZE = 1024
 DEFAULT_WINDOW_VOXELS = 2**21
 # Pixels of windows per forward pass in 2-D, when no voxel budget is given.
 _BATCH_PIXELS = 2_000_000
