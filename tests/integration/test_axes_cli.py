@@ -10,6 +10,14 @@ TINY = ["--steps", "3", "--depth", "1", "--base-channels", "4", "--val-fraction"
 TINY += ["--no-progress"]
 
 
+def train(cli, mode, image, model, *options):
+    """``semdenoise train MODE IMAGE --axes CYX --out MODEL`` with tiny settings."""
+    code, _, err = cli(
+        "train", mode, str(image), "--axes", "CYX", "--out", str(model), *options, *TINY
+    )
+    assert code == 0, err
+
+
 @pytest.fixture
 def two_channel(tmp_path):
     """A (C=2, Y, X) TIFF: the same blobs in both channels at different brightness, and
@@ -32,19 +40,7 @@ def two_channel(tmp_path):
 def test_a_two_channel_image_denoises_with_axes_cyx(cli, tmp_path, two_channel, channels):
     image, _ = two_channel
     model = tmp_path / "m.pt"
-    code, _, err = cli(
-        "train",
-        "n2v",
-        str(image),
-        "--axes",
-        "CYX",
-        "--channels",
-        channels,
-        "--out",
-        str(model),
-        *TINY,
-    )
-    assert code == 0, err
+    train(cli, "n2v", image, model, "--channels", channels)
     stored = torch.load(model, weights_only=True)
     assert stored["training"]["axes"] == "CYX"
     assert len(stored["normalization"]["mean"]) == 2  # statistics per channel
@@ -65,7 +61,7 @@ def test_a_two_channel_image_denoises_with_axes_cyx(cli, tmp_path, two_channel, 
 def test_channels_last_and_stacks_of_channel_images(cli, tmp_path, two_channel):
     image, _ = two_channel
     model = tmp_path / "m.pt"
-    assert cli("train", "n2v", str(image), "--axes", "CYX", "--out", str(model), *TINY)[0] == 0
+    train(cli, "n2v", image, model)
     stack = np.stack([tifffile.imread(image)] * 3)  # S, C, Y, X
     moved = tmp_path / "yxcs.tif"
     tifffile.imwrite(moved, np.transpose(stack, (2, 3, 1, 0)), photometric="minisblack")
@@ -78,37 +74,13 @@ def test_channels_last_and_stacks_of_channel_images(cli, tmp_path, two_channel):
 def test_a_segmenter_and_a_joint_model_take_channels(cli, tmp_path, two_channel):
     image, mask = two_channel
     seg = tmp_path / "seg.pt"
-    code, _, err = cli(
-        "train",
-        "seg",
-        str(image),
-        "--labels",
-        str(mask),
-        "--axes",
-        "CYX",
-        "--out",
-        str(seg),
-        *TINY,
-    )
-    assert code == 0, err
+    train(cli, "seg", image, seg, "--labels", str(mask))
     out = tmp_path / "mask.tif"
     code, _, err = cli("segment", str(seg), str(image), str(out), "--axes", "CYX")
     assert code == 0, err
     assert tifffile.imread(out).shape == (48, 40)
     joint = tmp_path / "joint.pt"
-    code, _, err = cli(
-        "train",
-        "joint",
-        str(image),
-        "--labels",
-        str(mask),
-        "--axes",
-        "CYX",
-        "--out",
-        str(joint),
-        *TINY,
-    )
-    assert code == 0, err
+    train(cli, "joint", image, joint, "--labels", str(mask))
     assert cli("segment", str(joint), str(image), str(out), "--axes", "CYX")[0] == 0
     assert tifffile.imread(out).shape == (48, 40)
     denoised = tmp_path / "joint_denoised.tif"
@@ -125,7 +97,7 @@ def test_axes_that_do_not_fit_the_file_are_one_line_errors(cli, tmp_path, two_ch
         f"error: {image}: 3-D array of shape (2, 48, 40) does not match axes 'SCYX' (4 letters)"
     )
     assert not model.exists()
-    assert cli("train", "n2v", str(image), "--axes", "CYX", "--out", str(model), *TINY)[0] == 0
+    train(cli, "n2v", image, model)
     code, _, err = cli("denoise", str(model), str(image), str(tmp_path / "o.tif"), "--axes", "SYX")
     assert code == 2
     assert err.strip() == (f"error: {image}: 1 channel(s) (axes SYX), this model takes 2")

@@ -159,3 +159,17 @@ def test_a_3d_model_trains_and_denoises_two_channel_volumes():
     moved = np.moveaxis(volume, 0, -1).astype(np.float32)  # Z, Y, X, C
     denoised = sd.denoise(model, moved, axes="ZYXC", tta=True)
     assert denoised.shape == moved.shape and np.isfinite(denoised).all()
+
+
+def test_partial_labels_pair_with_channel_images_and_xy_is_transposed():
+    from semdenoise.training.loading import load_training_images, load_training_labels
+
+    rng = np.random.default_rng(5)
+    images = [rng.random((2, 16, 20)).astype(np.float32) for _ in range(2)]
+    named = load_training_images(images, min_size=4, axes="CYX")
+    assert [image.shape for _, image in named] == [(2, 16, 20)] * 2
+    mask = (images[0][0] > 0.5).astype(np.uint8)
+    paired = load_training_labels([mask, None], images, named, axes="CYX")
+    assert paired[0][1].shape == (16, 20) and paired[1] == ("labels[1] (unlabelled)", None)
+    flat = load_training_images([images[0][0]], min_size=4, axes="XY")
+    np.testing.assert_array_equal(flat[0][1], images[0][0].T)

@@ -44,6 +44,17 @@ def default_axes(ndim: int, *, volume: bool) -> str | None:
     return {2: "YX", 3: "ZYX" if volume else "SYX"}.get(ndim)
 
 
+def named_planes(
+    array: np.ndarray, axes: str | None, *, source: str
+) -> list[tuple[str, np.ndarray]]:
+    """Every 2-D image of ``array`` (see :meth:`Layout.planes`), named for messages:
+    ``source`` for a 2-D array, ``source[k]`` for the k-th image of anything larger."""
+    planes = Layout.of(array, axes, source=source).planes(array)
+    if np.ndim(array) == 2:
+        return [(source, planes[0])]
+    return [(f"{source}[{k}]", plane) for k, plane in enumerate(planes)]
+
+
 def stack_axes(ndim: int) -> str:
     """The axes of an image (YX) or a stack of images (SYX): what library code that has
     already split an input passes on, so a model's stored axes never reinterpret it."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from semdenoise.errors import InputError, system_failure
 from semdenoise.io.atomic import atomic_path
-from semdenoise.io.axes import Layout
+from semdenoise.io.axes import named_planes
 from semdenoise.io.checks import check_image, check_label_ids, check_labels
 
 SUPPORTED_INPUTS = (".tif", ".tiff", ".png", ".npy", ".zarr")
@@ -121,12 +121,7 @@ def _read_slices(
         files = [path]
     slices: list[tuple[str, np.ndarray]] = []
     for file in files:
-        array = reader(file, axes=axes)
-        planes = Layout.of(array, axes, source=str(file)).planes(array)
-        if array.ndim == 2:
-            slices.append((str(file), planes[0]))
-        else:
-            slices.extend((f"{file}[{z}]", plane) for z, plane in enumerate(planes))
+        slices.extend(named_planes(reader(file, axes=axes), axes, source=str(file)))
     return slices
 
 

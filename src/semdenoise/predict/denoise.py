@@ -116,7 +116,7 @@ def denoise(
     fixed_alpha = None if noise_models is not None else observed_pixel_weight(model, noise_sigma)
     denoised = np.empty(data.shape, dtype=np.float32)
     tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
-    planes = [(s, z) for s in range(data.shape[0]) for z in range(data.shape[2])]
+    planes = data.shape[0] * data.shape[2]
     for s in range(data.shape[0]):
         if net.config.dims == 3:  # the whole volume through 3-D tiles, then the same blend
             volume = data[s]
@@ -144,8 +144,8 @@ def denoise(
                 tiling,
                 source=source,
             )
-            if len(planes) > 1:
-                logger.info("denoised slice %d/%d", planes.index((s, z)) + 1, len(planes))
+            if planes > 1:
+                logger.info("denoised slice %d/%d", s * data.shape[2] + z + 1, planes)
     return layout.restore(denoised)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError
-from semdenoise.io.axes import Layout, without_channels
+from semdenoise.io.axes import Layout, named_planes, without_channels
 from semdenoise.io.checks import (
     check_image,
     check_label_ids,
@@ -57,12 +57,10 @@ def load_training_images(
             raise InputError("training images: empty list")
         named = []
         for index, array in enumerate(arrays):
-            array = check_image(array, source=f"images[{index}]", axes=axes)
-            if array.ndim == 2:
-                named.append((f"images[{index}]", array))
-            else:
-                planes = Layout.of(array, axes, source=f"images[{index}]").planes(array)
-                named.extend((f"images[{index}][{z}]", plane) for z, plane in enumerate(planes))
+            source = f"images[{index}]"
+            named.extend(
+                named_planes(check_image(array, source=source, axes=axes), axes, source=source)
+            )
     for source, image in named:
         check_min_size(image, min_size, source=source)
         check_not_constant(image, source=source)
@@ -147,12 +145,12 @@ def load_training_labels(
     unlabelled; in a list of arrays, ``None`` marks an unlabelled image. ``axes`` are
     the images' (the labels have the same, less C).
     """
-    axes = without_channels(axes)
+    label_axes = without_channels(axes)
     labels_folder, images_folder = _folder(labels), _folder(images)
     if labels_folder is not None and images_folder is not None:
-        paired = _labels_by_stem(images_folder, labels_folder, named, axes)
+        paired = _labels_by_stem(images_folder, labels_folder, named, label_axes)
     elif isinstance(labels, str | os.PathLike):
-        paired = list(read_training_labels(labels, axes=axes))
+        paired = list(read_training_labels(labels, axes=label_axes))
     else:
         arrays = [labels] if isinstance(labels, np.ndarray) else list(labels)
         image_arrays = [images] if isinstance(images, np.ndarray) else images
@@ -164,23 +162,16 @@ def load_training_labels(
             )
         paired = []
         for index, array in enumerate(arrays):
-            if array is None:
+            source = f"labels[{index}]"
+            if array is None:  # as many unlabelled slices as the image has images
                 image = np.asarray(image_arrays[index])
-                count = 1 if image.ndim == 2 else len(_planes(image, axes, index))
-                paired.extend((f"labels[{index}] (unlabelled)", None) for _ in range(count))
+                count = len(named_planes(image, axes, source=f"images[{index}]"))
+                paired.extend((f"{source} (unlabelled)", None) for _ in range(count))
                 continue
-            array = check_label_ids(array, source=f"labels[{index}]", axes=axes)
-            if array.ndim == 2:
-                paired.append((f"labels[{index}]", array))
-            else:
-                planes = Layout.of(array, axes, source=f"labels[{index}]").planes(array)
-                paired.extend((f"labels[{index}][{z}]", plane) for z, plane in enumerate(planes))
+            array = check_label_ids(array, source=source, axes=label_axes)
+            paired.extend(named_planes(array, label_axes, source=source))
     check_pairs(named, paired)
     return paired
-
-
-def _planes(image: np.ndarray, axes: str | None, index: int) -> list[np.ndarray]:
-    return Layout.of(image, axes, source=f"images[{index}]").planes(image)
 
 
 @dataclass
