@@ -1,0 +1,54 @@
+"""The network a BioImage Model Zoo package runs: a model's U-Nets behind one module.
+
+This module imports torch and the U-Net only: ``export/source.py`` ships it, joined to
+``models/unet.py``, as the package's architecture file, so the package loads with
+PyTorch alone (no semdenoise installed). The U-Nets get their configuration as a plain
+dict of the attributes they read (evaluated by semdenoise's config at export time), so
+no logic of the pydantic config is copied into the package.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from torch import nn
+
+from semdenoise.models.unet import UNet
+
+
+class ExportedNetwork(nn.Module):
+    """A denoiser, a segmenter, or both in a cascade (the segmenter sees the denoised
+    image, as a joint model was trained, paper §2.2), on normalised images.
+
+    Outputs: the denoised image (a denoiser's mean channels only: a learned noise
+    model's variance head is dropped), then the foreground probability (sigmoid of one
+    logit, or 1 - background of a background / interior / boundary softmax). One
+    output is returned as a tensor, two as a tuple (denoised, probability).
+    """
+
+    def __init__(
+        self, denoiser: dict | None = None, segmenter: dict | None = None, background: int = 0
+    ) -> None:
+        super().__init__()
+        if denoiser is None and segmenter is None:
+            raise ValueError("a denoiser, a segmenter or both")
+        self.denoiser = None if denoiser is None else UNet(types.SimpleNamespace(**denoiser))
+        self.segmenter = None if segmenter is None else UNet(types.SimpleNamespace(**segmenter))
+        self.channels = None if denoiser is None else int(denoiser["in_channels"])
+        self.background = background
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        denoised = None
+        if self.denoiser is not None:
+            denoised = self.denoiser(image)[:, : self.channels]
+            image = denoised
+        if self.segmenter is None:
+            return denoised
+        logits = self.segmenter(image)
+        if logits.shape[1] == 1:
+            probability = torch.sigmoid(logits)
+        else:  # background / interior / boundary: foreground is not-background
+            background = self.background
+            probability = 1.0 - torch.softmax(logits, dim=1)[:, background : background + 1]
+        return probability if denoised is None else (denoised, probability)
