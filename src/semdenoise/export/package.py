@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import tifffile
 import torch
 import yaml
 
@@ -44,7 +45,7 @@ from semdenoise.io.atomic import atomic_path
 from semdenoise.models.targets import BACKGROUND
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
-from semdenoise.predict.denoise import as_model, model_layout
+from semdenoise.predict.denoise import as_model, learned_noise_model, model_layout
 
 logger = logging.getLogger(__name__)
 
@@ -271,19 +272,22 @@ def _write_files(
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     _save_torchscript(network, batch, folder / "weights_torchscript.pt")
 
-    names = ([DENOISED] if kwargs["denoiser"] else []) + (
-        [PROBABILITY] if kwargs["segmenter"] else []
-    )
+    names = [{"denoiser": DENOISED, "segmenter": PROBABILITY}[role] for role in roles]
     results = {}
     for output_name, output in zip(names, outputs, strict=True):
         values = output[0].numpy()
         if output_name == DENOISED:
             values = model.normalization.denormalize(values)
         results[output_name] = values
-        np.save(folder / f"test_output_{output_name}.npy", values[None])
-    np.save(folder / "test_input.npy", test_input[None])
+    results[INPUT] = test_input
+    for tensor_name, values in results.items():  # (C, [Z,] Y, X) without the batch axis
+        kind = "input" if tensor_name == INPUT else "output"
+        np.save(folder / f"test_{kind}_{tensor_name}.npy", values[None])
+        # the sample tensor, for people and viewers: a TIFF without singleton axes
+        tifffile.imwrite(folder / f"sample_{kind}_{tensor_name}.tif", np.squeeze(values))
+    del results[INPUT]
     _write_cover(folder / "cover.png", test_input, results)
-    (folder / "README.md").write_text(_readme(model, name, names, origin))
+    (folder / "README.md").write_text(_readme(model, name, roles, names, origin))
     description = _description(model, name, roles, spatial, kwargs, names)
     rdf = folder / "rdf.yaml"
     rdf.write_text(yaml.safe_dump(description, sort_keys=False))
@@ -432,7 +436,8 @@ def _description(
             "description": "the noisy image, in its own intensity units (any number type; "
             "normalised with the training statistics inside)",
             "axes": input_axes,
-            "test_tensor": {"source": "test_input.npy"},
+            "test_tensor": {"source": f"test_input_{INPUT}.npy"},
+            "sample_tensor": {"source": f"sample_input_{INPUT}.tif"},
             "data": {"type": "float32"},
             "preprocessing": [{"id": "fixed_zero_mean_unit_variance", "kwargs": normalize}],
         }
@@ -455,6 +460,7 @@ def _description(
                 "data": {"type": "float32", "range": [0.0, 1.0]},
             }
         entry["test_tensor"] = {"source": f"test_output_{output_name}.npy"}
+        entry["sample_tensor"] = {"source": f"sample_output_{output_name}.tif"}
         output_descriptions.append(entry)
 
     torch_version = torch.__version__.split("+")[0]
@@ -527,7 +533,15 @@ def _plain(value: Any) -> Any:
 # --- README.md ----------------------------------------------------------------------
 
 
-def _readme(model: TrainedModel, name: str, outputs: list[str], origin: str) -> str:
+def _number(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_number(v) for v in value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _readme(
+    model: TrainedModel, name: str, roles: list[str], outputs: list[str], origin: str
+) -> str:
     training = model.training
     config = (model.denoiser or model.segmenter).config
     train = training.get("train", {})
@@ -604,7 +618,7 @@ def _readme(model: TrainedModel, name: str, outputs: list[str], origin: str) -> 
         "- Prediction is the network's output alone: semdenoise's test-time augmentation "
         "(`--tta`) and `--noise-sigma` blending are not part of the package.",
     ]
-    if training.get("noise_model") is not None:
+    if learned_noise_model(model) is not None and "denoiser" in roles:
         lines.append(
             "- This model learned a noise model: `semdenoise denoise` combines its "
             "prediction with the observed pixel by the posterior mean (16 blind-spot "
@@ -612,9 +626,24 @@ def _readme(model: TrainedModel, name: str, outputs: list[str], origin: str) -> 
             "`semdenoise denoise --no-posterior` gives."
         )
     lines += [
-        "- It was trained on the images named above; on other microscopes, stains or "
-        "noise levels, check its output against the input before relying on it.",
-        f"- The test input (`test_input.npy`, its outputs in `test_output_*.npy`) is {origin}.",
+        "- It knows the images it was trained on; on other microscopes, stains or noise "
+        "levels, check its output against the input before relying on it.",
+        "",
+        "## Validation",
+        "",
+        f"The test input (`test_input_{INPUT}.npy`, also as a TIFF) is {origin}. Its "
+        "outputs (`test_output_*.npy`) were computed at export by this package's "
+        "network; `bioimageio test` checks that both weight formats reproduce them.",
+    ]
+    metrics = {**training.get("metrics", {})}
+    if "blind_spot_mse" in training:
+        metrics["blind-spot MSE on the training images (input units squared)"] = training[
+            "blind_spot_mse"
+        ]
+    if metrics:
+        lines += ["", "At the end of training:", ""]
+        lines += [f"- {key}: {_number(value)}" for key, value in metrics.items()]
+    lines += [
         "",
         "## Citation",
         "",
