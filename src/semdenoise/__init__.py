@@ -11,6 +11,7 @@ The notebook API::
     joint = sd.train_joint(plaques, style_segmenter=somata_seg)    # Eq. 4
     mask = sd.segment(joint, noisy_image)
     sd.denoise_zarr(model, "brain.zarr", "denoised.zarr")        # larger than memory
+    sd.export_model(model, "n2v.zip", sample="image.tif")        # BioImage Model Zoo
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _EXPORTS = {
     "SemdenoiseError": "semdenoise.errors",
     "TrainingError": "semdenoise.errors",
     "TrainingInterrupted": "semdenoise.errors",
+    "export_model": "semdenoise.export",
     "load_model": "semdenoise.io",
     "read_image": "semdenoise.io",
     "save_model": "semdenoise.io",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
         TrainingError,
         TrainingInterrupted,
     )
+    from semdenoise.export import export_model
     from semdenoise.io import load_model, read_image, save_model, write_image
     from semdenoise.models.trained import TrainedModel
     from semdenoise.predict import denoise, denoise_zarr, segment
@@ -94,6 +97,7 @@ __all__ = [
     "UNetConfig",
     "denoise",
     "denoise_zarr",
+    "export_model",
     "load_model",
     "read_image",
     "save_model",

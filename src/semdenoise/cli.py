@@ -542,6 +542,37 @@ def segment_command(
     typer.echo(f"wrote {target}: {mask.shape} {mask.dtype}")
 
 
+@app.command("export")
+def export_command(
+    model: Model,
+    target: Annotated[
+        Path, typer.Argument(metavar="OUT.zip", help="The package to write (.zip).")
+    ],
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            help="A real image to cut the package's test input from (a centred crop, "
+            "256x256; 32x128x128 for a 3-D model); default: a synthetic plaques image "
+            "scaled to the model's training intensities."
+        ),
+    ] = None,
+    axes: AxesOption = None,
+    name: Annotated[
+        str | None, typer.Option(help="The package's name (default: from the model's kind).")
+    ] = None,
+) -> None:
+    """Write a BioImage Model Zoo package (bioimageio format 0.5) of a model.
+
+    A denoiser exports its denoised output, a segmenter its foreground probability, a
+    joint model both, in one package. Needs `pip install 'semdenoise[export]'`.
+    """
+    from semdenoise.export import export_model
+
+    _refuse_overwrite(target, model, sample)
+    export_model(model, target, sample=sample, axes=axes, name=name)
+    typer.echo(f"wrote {target}: bioimageio test {target.name} checks it")
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one line and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import types
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semdenoise.models.unet import UNet
@@ -28,7 +29,11 @@ class ExportedNetwork(nn.Module):
     """
 
     def __init__(
-        self, denoiser: dict | None = None, segmenter: dict | None = None, background: int = 0
+        self,
+        denoiser: dict | None = None,
+        segmenter: dict | None = None,
+        halos: dict | None = None,
+        background: int = 0,
     ) -> None:
         super().__init__()
         if denoiser is None and segmenter is None:
@@ -36,19 +41,33 @@ class ExportedNetwork(nn.Module):
         self.denoiser = None if denoiser is None else UNet(types.SimpleNamespace(**denoiser))
         self.segmenter = None if segmenter is None else UNet(types.SimpleNamespace(**segmenter))
         self.channels = None if denoiser is None else int(denoiser["in_channels"])
+        # per network, the reflected margin ([Z,] Y, X) it runs with, as semdenoise's
+        # tiler pads an image: borders then match semdenoise's prediction exactly
+        halos = halos or {}
+        self.denoiser_halo = list(halos.get("denoiser", []))
+        self.segmenter_halo = list(halos.get("segmenter", []))
         self.background = background
 
     def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         denoised = None
         if self.denoiser is not None:
-            denoised = self.denoiser(image)[:, : self.channels]
+            denoised = _with_margin(self.denoiser, image, self.denoiser_halo)[:, : self.channels]
             image = denoised
         if self.segmenter is None:
             return denoised
-        logits = self.segmenter(image)
+        logits = _with_margin(self.segmenter, image, self.segmenter_halo)
         if logits.shape[1] == 1:
             probability = torch.sigmoid(logits)
         else:  # background / interior / boundary: foreground is not-background
             background = self.background
             probability = 1.0 - torch.softmax(logits, dim=1)[:, background : background + 1]
         return probability if denoised is None else (denoised, probability)
+
+
+def _with_margin(net: nn.Module, image: torch.Tensor, halo: list[int]) -> torch.Tensor:
+    """``net`` on ``image`` reflect-padded by ``halo`` per spatial axis, cropped back."""
+    if not any(halo):
+        return net(image)
+    pads = [p for h in reversed(halo) for p in (h, h)]
+    out = net(F.pad(image, pads, mode="reflect"))
+    return out[(..., *(slice(h, -h if h else None) for h in halo))]

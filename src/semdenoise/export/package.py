@@ -25,6 +25,7 @@ denoised image takes the first output.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import os
@@ -39,6 +40,7 @@ import tifffile
 import torch
 import yaml
 
+from semdenoise.config import UNetConfig
 from semdenoise.errors import DependencyError, InputError
 from semdenoise.export.source import CALLABLE, FILE_NAME, architecture_source, unet_kwargs
 from semdenoise.io.atomic import atomic_path
@@ -123,13 +125,18 @@ def export_model(
             name=name or _default_name(model),
             origin=origin,
         )
-        descr = spec.load_description(rdf, perform_io_checks=True)
-        if not isinstance(descr, spec.ModelDescr):  # our description is wrong: a bug
-            raise RuntimeError(
-                f"the package description is invalid:\n{descr.validation_summary.format()}"
-            )
-        with atomic_path(out) as tmp:
-            spec.save_bioimageio_package(descr, output_path=tmp)
+        with warnings.catch_warnings():
+            # bioimageio.spec leaves the files it hashes to the garbage collector
+            warnings.simplefilter("ignore", ResourceWarning)
+            descr = spec.load_description(rdf, perform_io_checks=True)
+            if not isinstance(descr, spec.ModelDescr):  # our description is wrong: a bug
+                raise RuntimeError(
+                    f"the package description is invalid:\n{descr.validation_summary.format()}"
+                )
+            with atomic_path(out) as tmp:
+                spec.save_bioimageio_package(descr, output_path=tmp)
+            del descr
+            gc.collect()  # here, where its warnings are ignored
     logger.info(
         "exported %s (%d-D, %d channel(s)) to %s", model.kind, config.dims, config.in_channels, out
     )
@@ -258,6 +265,7 @@ def _write_files(
         role: unet_kwargs(model.networks[role].config) if role in roles else None
         for role in ("denoiser", "segmenter")
     }
+    kwargs["halos"] = {role: network_halo(model.networks[role].config) for role in roles}
     kwargs["background"] = BACKGROUND
     (folder / FILE_NAME).write_text(architecture_source())
     network = _load_network(folder / FILE_NAME, kwargs)
@@ -361,38 +369,39 @@ def _spatial_axes(nets: list[UNet]) -> list[SpatialAxis]:
     """(axis, size step, halo, smallest size) of each spatial axis of the exported
     network, Z first.
 
-    The step is the largest pooling multiple among the networks (they run one after
-    the other, so their receptive radii add up); the halo is that context, rounded up
-    to the step so that tiles padded by it keep the sizes the network runs on unpadded
-    (semdenoise's own tiler uses the same halo). bioimageio needs the smallest tile to
-    exceed its two halos: 2 * halo + one step.
+    The step is the largest pooling multiple among the networks; the halo, the sum of
+    the networks' own (they run one after the other, so their contexts add up), each
+    the receptive radius rounded up to the pooling multiple as semdenoise's tiler pads,
+    so tiles padded by it keep the sizes the network runs on unpadded. bioimageio needs
+    the smallest tile to exceed its two halos: 2 * halo + one step.
     """
     configs = [net.config for net in nets]
-    per_axis = [
-        (
-            "y",
-            max(c.size_multiple for c in configs),
-            sum(c.receptive_radius for c in configs),
-            max(c.min_size for c in configs),
-        )
-    ]
-    per_axis.append(("x", *per_axis[0][1:]))
-    if configs[0].dims == 3:
-        per_axis.insert(
-            0,
-            (
-                "z",
-                max(c.z_multiple for c in configs),
-                sum(c.receptive_radius_z for c in configs),
-                max(c.min_size_z for c in configs),
-            ),
-        )
+    dims = configs[0].dims
+    names = ["z", "y", "x"][3 - dims :]
+    halos = np.sum([network_halo(c) for c in configs], axis=0)
+    steps = [max(c.size_multiple for c in configs)] * 2
+    smallest = [max(c.min_size for c in configs)] * 2
+    if dims == 3:
+        steps.insert(0, max(c.z_multiple for c in configs))
+        smallest.insert(0, max(c.min_size_z for c in configs))
     axes = []
-    for name, step, radius, smallest in per_axis:
-        halo = -(-radius // step) * step
-        minimum = -(-max(smallest, 2 * halo + step) // step) * step
+    for name, step, halo, least in zip(names, steps, halos.tolist(), smallest, strict=True):
+        minimum = _round_up(max(least, 2 * halo + step), step)
         axes.append(SpatialAxis(name, step, halo, minimum))
     return axes
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def network_halo(config: UNetConfig) -> list[int]:
+    """The reflected margin ([Z,] Y, X) one network runs with: its receptive radius
+    rounded up to its pooling multiple, as semdenoise's tiler pads (predict/tiling.py)."""
+    halo = [_round_up(config.receptive_radius, config.size_multiple)] * 2
+    if config.dims == 3:
+        halo.insert(0, _round_up(config.receptive_radius_z, config.z_multiple))
+    return halo
 
 
 def _description(
