@@ -545,9 +545,7 @@ def segment_command(
 @app.command("export")
 def export_command(
     model: Model,
-    target: Annotated[
-        Path, typer.Argument(metavar="OUT.zip", help="The package to write (.zip).")
-    ],
+    target: Annotated[Path, typer.Argument(metavar="OUT.zip", help="The package to write (.zip).")],
     sample: Annotated[
         Path | None,
         typer.Option(
