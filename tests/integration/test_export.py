@@ -203,6 +203,9 @@ def test_errors_a_user_can_cause(cli, models, data, tmp_path):
     assert code == 2 and err.count("\n") == 1
     assert "64x64 pixels is smaller than the 116x116" in err
     assert not out.exists()
+    with pytest.raises(InputError, match="--name 'xxx.*: .*128"):
+        sd.export_model(models["n2v"], tmp_path / "out.zip", name="x" * 300)
+    assert not (tmp_path / "out.zip").exists()
     with pytest.raises(InputError, match="folder .* does not exist"):
         sd.export_model(models["n2v"], tmp_path / "nowhere" / "out.zip")
 

@@ -129,10 +129,8 @@ def export_model(
             # bioimageio.spec leaves the files it hashes to the garbage collector
             warnings.simplefilter("ignore", ResourceWarning)
             descr = spec.load_description(rdf, perform_io_checks=True)
-            if not isinstance(descr, spec.ModelDescr):  # our description is wrong: a bug
-                raise RuntimeError(
-                    f"the package description is invalid:\n{descr.validation_summary.format()}"
-                )
+            if not isinstance(descr, spec.ModelDescr):
+                _refuse(descr.validation_summary, name)
             with atomic_path(out) as tmp:
                 spec.save_bioimageio_package(descr, output_path=tmp)
             del descr
@@ -141,6 +139,15 @@ def export_model(
         "exported %s (%d-D, %d channel(s)) to %s", model.kind, config.dims, config.in_channels, out
     )
     return out
+
+
+def _refuse(summary: Any, name: str | None) -> None:
+    """An invalid description: the user's --name (the one free text), else a bug."""
+    errors = [e for detail in summary.details for e in detail.errors]
+    if name is not None and any(e.loc and e.loc[0] == "name" for e in errors):
+        first = next(e for e in errors if e.loc and e.loc[0] == "name")
+        raise InputError(f"--name {name[:40]!r}: {first.msg}")
+    raise RuntimeError(f"the package description is invalid:\n{summary.format()}")
 
 
 def exported_roles(model: TrainedModel) -> list[str]:
