@@ -1,10 +1,11 @@
 """The network a BioImage Model Zoo package runs: a model's U-Nets behind one module.
 
-This module imports torch and the U-Net only: ``export/source.py`` ships it, joined to
-``models/unet.py``, as the package's architecture file, so the package loads with
-PyTorch alone (no semdenoise installed). The U-Nets get their configuration as a plain
-dict of the attributes they read (evaluated by semdenoise's config at export time), so
-no logic of the pydantic config is copied into the package.
+This module imports torch, the U-Net and models/posterior.py only: ``export/source.py``
+ships it, joined to ``models/unet.py`` and ``models/posterior.py``, as the package's
+architecture file, so the package loads with PyTorch alone (no semdenoise installed). The
+U-Nets get their configuration as a plain dict of the attributes they read (evaluated by
+semdenoise's config at export time), so no logic of the pydantic config is copied into
+the package; the posterior mean is the very code ``semdenoise denoise`` runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semdenoise.models.posterior import blind_spot_prediction, posterior_denoised
 from semdenoise.models.unet import UNet
 
 
@@ -22,10 +24,15 @@ class ExportedNetwork(nn.Module):
     """A denoiser, a segmenter, or both in a cascade (the segmenter sees the denoised
     image, as a joint model was trained, paper §2.2), on normalised images.
 
-    Outputs: the denoised image (a denoiser's mean channels only: a learned noise
-    model's variance head is dropped), then the foreground probability (sigmoid of one
-    logit, or 1 - background of a background / interior / boundary softmax). One
-    output is returned as a tensor, two as a tuple (denoised, probability).
+    Outputs: the denoised image, then the foreground probability (sigmoid of one logit,
+    or 1 - background of a background / interior / boundary softmax). One output is
+    returned as a tensor, two as a tuple (denoised, probability).
+
+    The denoised image is the network's mean prediction, or, for a denoiser that learned
+    a noise model (``posterior``: per channel ``offset`` and ``slope`` of its noise
+    variance, the masking ``radius`` and the pass grid's ``stride``), the posterior mean
+    of its blind-spot prediction and the observed pixel, as ``semdenoise denoise``
+    gives by default (models/posterior.py).
     """
 
     def __init__(
@@ -34,10 +41,14 @@ class ExportedNetwork(nn.Module):
         segmenter: dict | None = None,
         halos: dict | None = None,
         background: int = 0,
+        posterior: dict | None = None,
     ) -> None:
         super().__init__()
         if denoiser is None and segmenter is None:
             raise ValueError("a denoiser, a segmenter or both")
+        if posterior is not None and (denoiser is None or segmenter is not None):
+            # a joint model learns no noise model: its segmenter was trained on the mean
+            raise ValueError("the posterior mean is for a denoiser alone")
         self.denoiser = None if denoiser is None else UNet(types.SimpleNamespace(**denoiser))
         self.segmenter = None if segmenter is None else UNet(types.SimpleNamespace(**segmenter))
         self.channels = None if denoiser is None else int(denoiser["in_channels"])
@@ -47,11 +58,24 @@ class ExportedNetwork(nn.Module):
         self.denoiser_halo = list(halos.get("denoiser", []))
         self.segmenter_halo = list(halos.get("segmenter", []))
         self.background = background
+        self.posterior = posterior is not None
+        posterior = posterior or {"offset": [0.0], "slope": [0.0], "radius": 0, "stride": 1}
+        # (1, C, 1, 1), per channel; not in the state dict: they come with the kwargs
+        for name in ("offset", "slope"):
+            values = torch.tensor(posterior[name], dtype=torch.float32).reshape(1, -1, 1, 1)
+            self.register_buffer(name, values, persistent=False)
+        self.radius = int(posterior["radius"])
+        self.stride = int(posterior["stride"])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         denoised = None
+        if self.denoiser is not None and self.posterior:
+            predicted = blind_spot_prediction(
+                self._denoiser_outputs, image, radius=self.radius, stride=self.stride
+            )
+            return posterior_denoised(image, predicted, self.offset, self.slope)
         if self.denoiser is not None:
-            denoised = _with_margin(self.denoiser, image, self.denoiser_halo)[:, : self.channels]
+            denoised = self._denoiser_outputs(image)[:, : self.channels]
             image = denoised
         if self.segmenter is None:
             return denoised
@@ -62,6 +86,10 @@ class ExportedNetwork(nn.Module):
             background = self.background
             probability = 1.0 - torch.softmax(logits, dim=1)[:, background : background + 1]
         return probability if denoised is None else (denoised, probability)
+
+    def _denoiser_outputs(self, image: torch.Tensor) -> torch.Tensor:
+        """Every output channel of the denoiser (means, then any variances)."""
+        return _with_margin(self.denoiser, image, self.denoiser_halo)
 
 
 def _with_margin(net: nn.Module, image: torch.Tensor, halo: list[int]) -> torch.Tensor:

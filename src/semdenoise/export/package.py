@@ -7,13 +7,13 @@ and postprocessing, a test input cut from a real image with the output this pack
 gives on it, a cover, a README and the paper to cite.
 
 What the package reproduces of ``semdenoise denoise`` / ``segment --probabilities``:
-the network's prediction, normalised with the model's stored statistics and
-un-normalised after (``fixed_zero_mean_unit_variance`` before, ``scale_linear`` after,
-both computed by the bioimageio runner). What it does not: test-time augmentation,
-``--noise-sigma`` blending, and a learned noise model's posterior mean (16 blind-spot
-passes and a per-pixel combination with the observed value, which the format's
-processing steps cannot express); such a model exports its blind-spot network's mean
-prediction, what ``denoise --no-posterior`` gives.
+their default output, normalised with the model's stored statistics and un-normalised
+after (``fixed_zero_mean_unit_variance`` before, ``scale_linear`` after, both computed by
+the bioimageio runner). For a denoiser that learned a noise model (the default of
+``train n2v``) that is the posterior mean: the network inside the package runs the 16
+blind-spot passes and combines their prior with the observed pixel, by the same code
+(models/posterior.py) ``denoise`` runs. What it does not: test-time augmentation and
+``--noise-sigma``.
 
 A joint model exports as **one package with two outputs**, the denoised image and the
 foreground probability of the segmenter run on it. One network, as it was trained
@@ -44,10 +44,15 @@ from semdenoise.config import UNetConfig
 from semdenoise.errors import DependencyError, InputError
 from semdenoise.export.source import CALLABLE, FILE_NAME, architecture_source, unet_kwargs
 from semdenoise.io.atomic import atomic_path
+from semdenoise.models.posterior import blind_stride
 from semdenoise.models.targets import BACKGROUND
 from semdenoise.models.trained import TrainedModel
-from semdenoise.models.unet import UNet
-from semdenoise.predict.denoise import as_model, learned_noise_model, model_layout
+from semdenoise.predict.denoise import (
+    as_model,
+    learned_noise_model,
+    masking_radius,
+    model_layout,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +115,8 @@ def export_model(
     roles = exported_roles(model)
     if not roles:
         raise InputError(f"{source_name}: model of kind {model.kind!r} holds no network")
-    nets = [model.networks[role] for role in roles]
-    config = nets[0].config
-    spatial = _spatial_axes(nets)
+    config = model.networks[roles[0]].config
+    spatial = _spatial_axes(model, roles)
     test_input, origin = _test_input(model, spatial, sample, axes)  # (C, [Z,] Y, X)
     with tempfile.TemporaryDirectory(prefix="semdenoise-export-") as folder:
         folder = Path(folder)
@@ -274,6 +278,7 @@ def _write_files(
     }
     kwargs["halos"] = {role: network_halo(model.networks[role].config) for role in roles}
     kwargs["background"] = BACKGROUND
+    kwargs["posterior"] = posterior_kwargs(model, roles)
     (folder / FILE_NAME).write_text(architecture_source())
     network = _load_network(folder / FILE_NAME, kwargs)
     network.load_state_dict(_state_dict(model, kwargs))
@@ -372,20 +377,20 @@ class SpatialAxis(NamedTuple):
     minimum: int  # smallest size the package accepts
 
 
-def _spatial_axes(nets: list[UNet]) -> list[SpatialAxis]:
+def _spatial_axes(model: TrainedModel, roles: list[str]) -> list[SpatialAxis]:
     """(axis, size step, halo, smallest size) of each spatial axis of the exported
     network, Z first.
 
     The step is the largest pooling multiple among the networks; the halo, the sum of
-    the networks' own (they run one after the other, so their contexts add up), each
-    the receptive radius rounded up to the pooling multiple as semdenoise's tiler pads,
-    so tiles padded by it keep the sizes the network runs on unpadded. bioimageio needs
-    the smallest tile to exceed its two halos: 2 * halo + one step.
+    the networks' contexts (they run one after the other, so their contexts add up),
+    each rounded up to the pooling multiple as semdenoise's tiler pads, so tiles padded
+    by it keep the sizes the network runs on unpadded. bioimageio needs the smallest
+    tile to exceed its two halos: 2 * halo + one step.
     """
-    configs = [net.config for net in nets]
+    configs = [model.networks[role].config for role in roles]
     dims = configs[0].dims
     names = ["z", "y", "x"][3 - dims :]
-    halos = np.sum([network_halo(c) for c in configs], axis=0)
+    halos = np.sum([context_halo(model, role) for role in roles], axis=0)
     steps = [max(c.size_multiple for c in configs)] * 2
     smallest = [max(c.min_size for c in configs)] * 2
     if dims == 3:
@@ -409,6 +414,35 @@ def network_halo(config: UNetConfig) -> list[int]:
     if config.dims == 3:
         halo.insert(0, _round_up(config.receptive_radius_z, config.z_multiple))
     return halo
+
+
+def context_halo(model: TrainedModel, role: str) -> list[int]:
+    """The context ([Z,] Y, X) one network's output depends on, rounded up to its pooling
+    multiple: its receptive radius, and for blind-spot passes the masking radius too
+    (a masked pixel's median reaches that much further, in Y and X)."""
+    config = model.networks[role].config
+    halo = network_halo(config)
+    posterior = posterior_kwargs(model, [role])
+    if role == "denoiser" and posterior is not None:
+        reach = config.receptive_radius + posterior["radius"]
+        halo[-2:] = [_round_up(reach, config.size_multiple)] * 2
+    return halo
+
+
+def posterior_kwargs(model: TrainedModel, roles: list[str]) -> dict[str, Any] | None:
+    """What the package's network needs for the posterior mean (YAML-safe): the noise
+    model per channel, the masking radius and the pass grid's stride; ``None`` unless
+    a denoiser that learned a noise model is exported alone (a joint model learns none)."""
+    noise_models = learned_noise_model(model)
+    if noise_models is None or roles != ["denoiser"]:
+        return None
+    radius = masking_radius(model)
+    return {
+        "offset": [float(m.offset) for m in noise_models],
+        "slope": [float(m.slope) for m in noise_models],
+        "radius": radius,
+        "stride": blind_stride(radius),
+    }
 
 
 def _description(
@@ -589,6 +623,27 @@ def _readme(
         "`fixed_zero_mean_unit_variance` before the network, `scale_linear` after it "
         "on the denoised image.",
         "",
+    ]
+    posterior = posterior_kwargs(model, roles)
+    if posterior is not None:
+        passes = posterior["stride"] ** 2
+        lines += [
+            "The model learned a noise model with the denoiser: the network predicts, "
+            "for each pixel, a mean and a variance from its neighbourhood without its own "
+            f"value ({passes} blind-spot passes: each hides one pixel in {passes} behind "
+            "the median of its "
+            f"{2 * posterior['radius'] + 1}x{2 * posterior['radius'] + 1} window), and "
+            "combines them with the observed pixel into the posterior mean (Laine et al., "
+            "NeurIPS 2019), inside the package. The noise variance, in normalised units, "
+            "per channel: "
+            + "; ".join(
+                f"{offset:.4g}" + (f" + {slope:.4g} x signal" if slope else "")
+                for offset, slope in zip(posterior["offset"], posterior["slope"], strict=True)
+            )
+            + ".",
+            "",
+        ]
+    lines += [
         "## How it was trained",
         "",
         f"- semdenoise, training mode `{model.kind}`"
@@ -621,25 +676,28 @@ def _readme(
         "```",
         "",
         "or in any BioImage Model Zoo consumer (deepImageJ, ilastik, the napari plugins). "
-        "With semdenoise itself, the original model file gives the same prediction: "
-        "`semdenoise denoise MODEL.pt in.tif out.tif`.",
+        "It gives what semdenoise gives with the original model file and its defaults "
+        "(`semdenoise denoise MODEL.pt in.tif out.tif`"
+        + (", `semdenoise segment --probabilities`" if PROBABILITY in outputs else "")
+        + "), up to float rounding.",
         "",
         "Tiles: sizes are multiples of "
         f"{config.size_multiple} in Y and X"
         + (f" and of {config.z_multiple} in Z" if config.dims == 3 else "")
-        + "; the declared halo is the network's receptive radius.",
+        + "; the declared halo is the network's receptive radius"
+        + (" plus the masking radius" if posterior is not None else "")
+        + ".",
         "",
         "## Limitations",
         "",
-        "- Prediction is the network's output alone: semdenoise's test-time augmentation "
-        "(`--tta`) and `--noise-sigma` blending are not part of the package.",
+        "- semdenoise's test-time augmentation (`--tta`) and `--noise-sigma` blending are "
+        "not part of the package.",
     ]
-    if learned_noise_model(model) is not None and "denoiser" in roles:
+    if posterior is not None:
         lines.append(
-            "- This model learned a noise model: `semdenoise denoise` combines its "
-            "prediction with the observed pixel by the posterior mean (16 blind-spot "
-            "passes); the package gives the network's mean prediction alone, what "
-            "`semdenoise denoise --no-posterior` gives."
+            f"- The posterior mean costs {posterior['stride'] ** 2} network passes per "
+            "tile. `semdenoise denoise --no-posterior` (one pass, the network's mean "
+            "prediction alone) has no counterpart in the package."
         )
     lines += [
         "- It knows the images it was trained on; on other microscopes, stains or noise "

@@ -29,23 +29,22 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from semdenoise.models import posterior
 
 NoiseKind = Literal["gaussian", "poisson-gaussian"]
 
-# the smallest variance a head predicts (normalised units): keeps the likelihood finite
-VARIANCE_FLOOR = 1e-4
 # share of training pixels whose predicted variance is taken as pure noise (the envelope)
 ENVELOPE_QUANTILE = 0.02
 ENVELOPE_BINS = 16
 
 
 def predicted_variance(raw: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """The variance head's output made positive: softplus + floor (torch or NumPy)."""
+    """The variance head's output made positive: softplus + floor (torch or NumPy; one
+    computation, models/posterior.py, with the exported package)."""
     if isinstance(raw, torch.Tensor):
-        return F.softplus(raw) + VARIANCE_FLOOR
-    raw = np.asarray(raw, dtype=np.float32)
-    return (np.logaddexp(0.0, raw) + VARIANCE_FLOOR).astype(np.float32)
+        return posterior.predicted_variance(raw)
+    return posterior.predicted_variance(_tensor(raw)).numpy()
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class NoiseModel:
     slope: float = 0.0
 
     def variance(self, mean: np.ndarray) -> np.ndarray:
-        return np.maximum(self.offset + self.slope * mean, VARIANCE_FLOOR).astype(np.float32)
+        return posterior.noise_variance(_tensor(mean), self.offset, self.slope).numpy()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +108,14 @@ def fit_noise_model(
 def posterior_mean(
     observed: np.ndarray, mean: np.ndarray, variance: np.ndarray, noise_variance: np.ndarray
 ) -> np.ndarray:
-    """Per pixel, μ + (1 − n²/v)(y − μ), the observed pixel's weight clipped to [0, 1]."""
-    weight = np.clip(1.0 - noise_variance / np.maximum(variance, VARIANCE_FLOOR), 0.0, 1.0)
-    return (mean + weight * (observed - mean)).astype(np.float32)
+    """Per pixel, μ + (1 − n²/v)(y − μ), the observed pixel's weight clipped to [0, 1]
+    (float32; computed by models/posterior.py, as the exported package computes it)."""
+    values = [_tensor(a) for a in (observed, mean, variance, noise_variance)]
+    return posterior.posterior_mean(*values).numpy()
+
+
+def _tensor(values: np.ndarray | float) -> torch.Tensor:
+    """A float32 tensor sharing ``values``' memory where it can (torch warns about
+    read-only arrays: those are copied)."""
+    array = np.asarray(values, dtype=np.float32)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())

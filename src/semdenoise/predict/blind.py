@@ -10,32 +10,36 @@ x % stride == b, replacing it by the median of its window without its centre (as
 masks; deterministic, unlike a random neighbour), and keeps the network's outputs at
 exactly those pixels. Masked pixels of one pass are ``stride`` apart, so none lies in
 another's replacement window for ``stride`` > the masking radius.
+
+The masking itself is models/posterior.py's, in torch: the exported package runs the
+same code around its network. Here each pass is a tiled prediction (predict/tiling.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from semdenoise.models import posterior
+from semdenoise.models.posterior import BLIND_STRIDE
 from semdenoise.models.unet import UNet
 from semdenoise.predict.tiling import predict_tiled
 
-# 4x4 = 16 passes: one masked pixel in 16 (the training default masks one in 25)
-BLIND_STRIDE = 4
+__all__ = ["BLIND_STRIDE", "blind_prediction", "window_medians"]
+
+
+def _batch(image: np.ndarray) -> torch.Tensor:
+    """A (Y, X) or (C, Y, X) array as a (1, C, Y, X) float32 tensor (a copy: the caller's
+    array is never written to)."""
+    image = np.array(image, dtype=np.float32)
+    return torch.from_numpy(image.reshape(1, -1, *image.shape[-2:]))
 
 
 def window_medians(image: np.ndarray, radius: int) -> np.ndarray:
     """Each pixel's median over its (2r+1)² window without the centre (image edges
     mirrored), in the last two axes (per channel of a (C, Y, X) image)."""
-    height, width = image.shape[-2:]
-    pad = [(0, 0)] * (image.ndim - 2) + [(radius, radius)] * 2
-    padded = np.pad(image, pad, mode="reflect" if min(height, width) > radius else "edge")
-    shifts = [
-        padded[..., dy : dy + height, dx : dx + width]
-        for dy in range(2 * radius + 1)
-        for dx in range(2 * radius + 1)
-        if (dy, dx) != (radius, radius)
-    ]
-    return np.median(np.stack(shifts), axis=0).astype(np.float32)
+    medians = posterior.window_medians(_batch(image), radius)
+    return medians.numpy().reshape(np.shape(image))
 
 
 def blind_prediction(
@@ -46,21 +50,15 @@ def blind_prediction(
     stride: int = BLIND_STRIDE,
     **tiling,
 ) -> np.ndarray:
-    """(outputs, Y, X) of ``net`` on a normalised (C, Y, X) or (Y, X) image, each pixel's from a
-    pass in which that pixel was masked (in every channel, as training masks).
+    """(outputs, Y, X) of ``net`` on a normalised (C, Y, X) or (Y, X) image, each pixel's
+    from a pass in which that pixel was masked (in every channel, as training masks).
     ``tiling``: options of :func:`predict_tiled`."""
-    stride = max(stride, radius + 1)
-    image = np.asarray(image, dtype=np.float32)
-    image = image[None] if image.ndim == 2 else image  # (Y, X): one channel
-    medians = window_medians(image, radius)
-    output = None
-    for a in range(min(stride, image.shape[-2])):
-        for b in range(min(stride, image.shape[-1])):
-            masked = image.copy()
-            masked[..., a::stride, b::stride] = medians[..., a::stride, b::stride]
-            predicted = predict_tiled(net, masked[0] if len(masked) == 1 else masked, **tiling)
-            predicted = predicted.reshape(-1, *image.shape[-2:])
-            if output is None:
-                output = np.empty_like(predicted)
-            output[:, a::stride, b::stride] = predicted[:, a::stride, b::stride]
-    return output
+    height, width = np.shape(image)[-2:]
+
+    def predict(masked: torch.Tensor) -> torch.Tensor:
+        planes = masked[0].numpy()
+        predicted = predict_tiled(net, planes[0] if len(planes) == 1 else planes, **tiling)
+        return torch.from_numpy(predicted.reshape(1, -1, height, width))
+
+    output = posterior.blind_spot_prediction(predict, _batch(image), radius=radius, stride=stride)
+    return output[0].numpy()

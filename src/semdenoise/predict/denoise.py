@@ -174,7 +174,7 @@ def _denoise_plane(
     for k in transforms:
         view = np.ascontiguousarray(_symmetry(normalized, k))
         if noise_models is not None and posterior:  # blind, for the posterior
-            predicted = blind_prediction(net, view, radius=_masking_radius(model), **tiling)
+            predicted = blind_prediction(net, view, radius=masking_radius(model), **tiling)
         else:
             predicted = predict_tiled(net, _network_input(view), **tiling)
         predicted = _symmetry_inverse(predicted.reshape(-1, *view.shape[1:]), k)
@@ -209,7 +209,9 @@ def _blend(
     return denoised
 
 
-def _masking_radius(model: TrainedModel) -> int:
+def masking_radius(model: TrainedModel) -> int:
+    """The radius of the windows whose medians mask pixels in blind-spot passes: the
+    training's masking radius."""
     return int(model.training.get("masking", {}).get("radius", 2))
 
 
