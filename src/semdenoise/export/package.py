@@ -676,10 +676,12 @@ def _readme(
         "```",
         "",
         "or in any BioImage Model Zoo consumer (deepImageJ, ilastik, the napari plugins). "
-        "It gives what semdenoise gives with the original model file and its defaults "
-        "(`semdenoise denoise MODEL.pt in.tif out.tif`"
+        "On a whole image it gives what semdenoise gives with the original model file "
+        "and its defaults (`semdenoise denoise MODEL.pt in.tif out.tif`"
         + (", `semdenoise segment --probabilities`" if PROBABILITY in outputs else "")
-        + "), up to float rounding.",
+        + "), up to float rounding. A runner that pads the image itself (`bioimageio "
+        "predict` mirrors it by the halo) gives the same inside the image and slightly "
+        "different values within one halo of its edges.",
         "",
         "Tiles: sizes are multiples of "
         f"{config.size_multiple} in Y and X"
