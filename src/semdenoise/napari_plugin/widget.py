@@ -260,7 +260,8 @@ class SemdenoiseWidget(Container):
 
     def _run(self, function, *args, done, message: str, **kwargs) -> None:
         self._say(message)
-        worker = create_worker(function, *args, _start_thread=False, **kwargs)
+        # errors are ours to show (_fail), not napari's generic traceback dialog
+        worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         worker.returned.connect(done)
         worker.errored.connect(self._fail)
         worker.finished.connect(self._finished)
