@@ -31,6 +31,8 @@ DEFAULT_PIXELS_PER_MASK = 25.0
 DEFAULT_BASELINE_STEPS = 500
 # The largest window side fed to a 2-D network at prediction (denoise, segment, check).
 DEFAULT_TILE_SIZE = 1024
+# Optimiser steps of a run given neither --steps nor --max-minutes.
+DEFAULT_STEPS = 2000
 
 
 class _Config(BaseModel):

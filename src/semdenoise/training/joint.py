@@ -22,9 +22,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -184,6 +186,7 @@ def train_joint(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainedModel:
     """Train a denoiser end to end with a segmenter.
 
@@ -194,8 +197,9 @@ def train_joint(
     list of label arrays, ``None`` marks an unlabelled image. ``init`` starts the
     denoiser from an N2V model (its architecture and normalisation come with it).
     ``axes``: the images' (io/axes.py); with C, both networks take that many channels
-    (the denoiser ``unet.channels``: together or separately). Returns a model holding
-    both networks: ``denoise`` uses the denoiser, ``segment`` the cascade.
+    (the denoiser ``unet.channels``: together or separately). ``callbacks`` join the
+    runner's (see :func:`train_n2v`). Returns a model holding both networks:
+    ``denoise`` uses the denoiser, ``segment`` the cascade.
     """
     if (labels is None) == (style_segmenter is None):
         raise InputError("train joint: give either labels (supervised) or a style segmenter")
@@ -267,7 +271,9 @@ def train_joint(
         labelled_bank=data.labelled_bank,
         style_range=_style_range(data.train_bank),
     )
-    summary = run_training(module, out=out, resume=resume, progress=progress)
+    summary = run_training(
+        module, out=out, resume=resume, progress=progress, callbacks=callbacks
+    )
     w1, w2 = module.weights
     denoiser = module.denoiser.cpu().eval()
     model = TrainedModel(

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -180,6 +182,7 @@ def train_n2v(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainedModel:
     """Train a Noise2Void denoiser on noisy images alone.
 
@@ -206,6 +209,10 @@ def train_n2v(
         Without it there are no checkpoints and nothing is written.
     resume
         Continue from the latest checkpoint beside ``out``.
+    callbacks
+        Lightning callbacks joining the runner's own (the napari plugin's progress bar
+        and stop button; setting ``trainer.should_stop`` ends the run with a complete
+        model, as ``max_minutes`` does).
 
     Returns
     -------
@@ -239,7 +246,9 @@ def train_n2v(
     unet = unet.model_copy(update={"in_channels": data.channels, "out_channels": outputs})
     denoiser = seeded_unet(unet, train.seed)
     module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
-    summary = run_training(module, out=out, resume=resume, progress=progress)
+    summary = run_training(
+        module, out=out, resume=resume, progress=progress, callbacks=callbacks
+    )
     denoiser = module.denoiser.cpu().eval()
     mse, noise_model = blind_spot_statistics(denoiser, data.train_bank, data.normalization, noise)
     if isinstance(noise_model, list):

@@ -23,14 +23,13 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from semdenoise.config import TrainConfig
+from semdenoise.config import DEFAULT_STEPS, TrainConfig
 from semdenoise.errors import InputError, ModelFileError, TrainingError, TrainingInterrupted
 from semdenoise.io.atomic import atomic_path
 from semdenoise.io.model_file import load_plain_data
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STEPS = 2000
 STEPS_PER_EPOCH = 1000  # bookkeeping only: data is sampled inside each step
 LAST_CHECKPOINT = "last.ckpt"
 
