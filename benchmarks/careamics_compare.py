@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 
 import semdenoise as sd
 from denoiser_defaults import oracle_blur
@@ -309,8 +310,6 @@ def main() -> None:
             train_images, noisy, clean = train_images[:4], noisy[:2], clean[:2]
         reference = {"noisy": scores_per_image(clean, noisy)}
         blur = oracle_blur(clean, noisy)
-        from scipy.ndimage import gaussian_filter
-
         blurred = [gaussian_filter(n, blur["width"]) for n in noisy]
         reference[f"Gaussian blur, best width {blur['width']} (oracle)"] = scores_per_image(
             clean, blurred
@@ -354,14 +353,16 @@ def main() -> None:
                     )
                 }
                 print(brief, flush=True)
-        rows, diffs = summarise(data, data_runs, reference, clean)
+            # after each seed, so that a long run that is stopped leaves what it finished
+            rows, diffs = summarise(data, data_runs, reference, clean)
+            minutes = (time.perf_counter() - started_all) / 60
+            text = table(summary + rows)
+            if args.out:
+                done = differences + [{"data": data, **d} for d in diffs]
+                write(args.out, args, summary + rows, done, runs + data_runs, minutes, text)
         summary += rows
         differences += [{"data": data, **d} for d in diffs]
         runs += data_runs
-        minutes = (time.perf_counter() - started_all) / 60
-        text = table(summary)
-        if args.out:  # after each data set, so that a long run leaves what it finished
-            write(args.out, args, summary, differences, runs, minutes, text)
     print(text)
     for d in differences:
         low, high = d["interval"]
