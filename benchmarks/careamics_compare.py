@@ -165,6 +165,18 @@ def run_ours(train_images, noisy, *, steps, seed):
     return denoised, record
 
 
+def seed_means(runs: list[dict]) -> list[dict]:
+    """Per-image rows of one method: each image's scores averaged over its seeds."""
+    return [
+        {
+            "method": runs[0]["method"],
+            "image": i,
+            **{s: float(np.mean([r["per image"][i][s] for r in runs])) for s in ("PSNR", "SSIM")},
+        }
+        for i in range(len(runs[0]["per image"]))
+    ]
+
+
 def summarise(data, runs, reference_rows, clean) -> tuple[list[dict], list[dict]]:
     """Table rows for one data set, and the paired ours − CAREamics differences."""
     per_image, summary = [], []
@@ -176,17 +188,7 @@ def summarise(data, runs, reference_rows, clean) -> tuple[list[dict], list[dict]
         mine = [r for r in runs if r["method"] == method]
         if not mine:
             continue
-        for i in range(len(clean)):  # each image's scores averaged over seeds
-            per_image.append(
-                {
-                    "method": method,
-                    "image": i,
-                    **{
-                        s: float(np.mean([r["per image"][i][s] for r in mine]))
-                        for s in ("PSNR", "SSIM")
-                    },
-                }
-            )
+        per_image += seed_means(mine)
         summary.append(
             {
                 "method": method,
@@ -204,18 +206,30 @@ def summarise(data, runs, reference_rows, clean) -> tuple[list[dict], list[dict]
         entry["SSIM"] = float(np.mean([r["SSIM"] for r in rows]))
     if len(clean) > 1:
         add_intervals(summary, per_image)
-    differences = (
-        [
-            d
-            for d in separable_from_best(summary, per_image, scores=("PSNR", "SSIM"))
-            if {d["best"], d["method"]} == {OURS, THEIRS}
-        ]
-        if len(clean) > 1
-        else []
-    )
+    differences = paired(summary, per_image) if len(clean) > 1 else []
     for entry in summary:
         entry["data"] = data
     return summary, differences
+
+
+def paired(summary: list[dict], per_image: list[dict]) -> list[dict]:
+    """Ours against CAREamics alone: the paired bootstrap over test images of the
+    difference of their seed-averaged scores (intervals.separable_from_best)."""
+    pair = (OURS, THEIRS)
+    return separable_from_best(
+        [e for e in summary if e["method"] in pair],
+        [r for r in per_image if r["method"] in pair],
+        scores=("PSNR", "SSIM"),
+    )
+
+
+def print_differences(differences: list[dict]) -> None:
+    for d in differences:
+        low, high = d["interval"]
+        print(
+            f"{d['data']} {d['score']}: {d['best']} ahead of {d['method']} by "
+            f"{d['difference']:.3f} (paired 95 % bootstrap {low:.3f}–{high:.3f})"
+        )
 
 
 def table(summary: list[dict]) -> str:
@@ -230,8 +244,8 @@ def table(summary: list[dict]) -> str:
                 "PSNR": with_interval(e["PSNR"], e.get("PSNR CI")),
                 "SSIM": with_interval(e["SSIM"], e.get("SSIM CI")),
                 "PSNR per seed": " / ".join(f"{v:.2f}" for v in e.get("PSNR per seed", [])),
-                "train s": e.get("train s", ""),
-                "predict s": e.get("predict s", ""),
+                "train s": f"{e['train s']:.0f}" if "train s" in e else "",
+                "predict s": f"{e['predict s']:.1f}" if "predict s" in e else "",
             }
             if theirs and "train s" in e and e["method"] != THEIRS:
                 row["train time ours/CAREamics"] = f"{e['train s'] / theirs['train s']:.1f}x"
@@ -293,7 +307,24 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="keep the CAREamics worker's files here")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--table-from", type=Path, nargs="+", help="print one table from earlier --out files"
+    )
     args = parser.parse_args()
+    if args.table_from:
+        records = [json.loads(p.read_text()) for p in args.table_from]
+        print(table([e for r in records for e in r["summary"]]))
+        differences = []
+        for record in records:
+            for data in dict.fromkeys(e["data"] for e in record["summary"]):
+                rows = [r for r in record["runs"] if r["data"] == data]
+                summary = [e for e in record["summary"] if e["data"] == data]
+                mine = [[r for r in rows if r["method"] == m] for m in (OURS, THEIRS)]
+                if all(mine) and len(rows[0]["per image"]) > 1:
+                    per_image = seed_means(mine[0]) + seed_means(mine[1])
+                    differences += [{"data": data, **d} for d in paired(summary, per_image)]
+        print_differences(differences)
+        return
     if args.quick:
         args.steps, args.seeds = 10, args.seeds[:1]
     if min(args.seeds) < 1:
@@ -364,12 +395,7 @@ def main() -> None:
         differences += [{"data": data, **d} for d in diffs]
         runs += data_runs
     print(text)
-    for d in differences:
-        low, high = d["interval"]
-        print(
-            f"{d['data']} {d['score']}: {d['best']} ahead of {d['method']} by "
-            f"{d['difference']:.3f} (paired 95 % bootstrap {low:.3f}–{high:.3f})"
-        )
+    print_differences(differences)
     print(f"whole run: {minutes:.1f} minutes")
     scratch.cleanup()
 
