@@ -24,10 +24,16 @@ first use: torch 2.13.0 CPU first, then careamics with ``--no-deps``, its frozen
 dependencies from ``careamics_env/requirements.txt`` with ``--no-deps``, and the
 torch-only ``careamics_env/torchvision`` stand-in, whose docstring says why).
 
-Run from inside ``benchmarks/`` (it imports its siblings), with the project's venv:
+Run from inside ``benchmarks/`` (it imports its siblings), with the project's venv; the
+documented table (docs/benchmarks.md) came from these two runs, then one table of both:
 
-    python careamics_compare.py --data em fmd bsd --steps 200 --seeds 1 2 \\
-        --out results/careamics/compare_200steps.json
+    python careamics_compare.py --data bsd --steps 100 --seeds 1 2 \
+        --out results/careamics/compare_100steps_bsd.json
+    python careamics_compare.py --data fmd em --steps 100 --seeds 1 \
+        --out results/careamics/compare_100steps_fmd_em.json
+    python careamics_compare.py --table-from results/careamics/compare_100steps_*.json
+
+``--quick`` is a smoke run (10 steps, one seed, 4 training and 2 test images).
 """
 
 from __future__ import annotations
@@ -177,20 +183,37 @@ def seed_means(runs: list[dict]) -> list[dict]:
     ]
 
 
-def summarise(data, runs, reference_rows, clean) -> tuple[list[dict], list[dict]]:
-    """Table rows for one data set, and the paired ours − CAREamics differences."""
+def scored(summary: list[dict], per_image: list[dict]) -> list[dict]:
+    """Each summary row gets its mean PSNR/SSIM over images and, with more than one
+    image, a 95 % bootstrap interval over them."""
+    for entry in summary:
+        rows = [r for r in per_image if r["method"] == entry["method"]]
+        entry["PSNR"] = float(np.mean([r["PSNR"] for r in rows]))
+        entry["SSIM"] = float(np.mean([r["SSIM"] for r in rows]))
+    if len({r["image"] for r in per_image}) > 1:
+        add_intervals(summary, per_image)
+    return summary
+
+
+def summarise_reference(data: str, reference_rows: dict[str, list[dict]]) -> list[dict]:
+    """Table rows of the noisy input and the oracle blur (name -> per-image scores)."""
+    per_image = [{"method": name, **row} for name, rows in reference_rows.items() for row in rows]
+    summary = [{"data": data, "method": name} for name in reference_rows]
+    return scored(summary, per_image)
+
+
+def summarise_runs(data: str, runs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Table rows of CAREamics and ours on one data set (seeds pooled), and the paired
+    ours − CAREamics differences."""
     per_image, summary = [], []
-    for name, rows in reference_rows.items():
-        for row in rows:
-            per_image.append({"method": name, **row})
-        summary.append({"method": name})
     for method in (THEIRS, OURS):
-        mine = [r for r in runs if r["method"] == method]
+        mine = [r for r in runs if r["data"] == data and r["method"] == method]
         if not mine:
             continue
         per_image += seed_means(mine)
         summary.append(
             {
+                "data": data,
                 "method": method,
                 "seeds": [r["seed"] for r in mine],
                 "PSNR per seed": [round(r["PSNR"], 2) for r in mine],
@@ -200,16 +223,9 @@ def summarise(data, runs, reference_rows, clean) -> tuple[list[dict], list[dict]
                 "pixels per step": mine[0]["pixels per step"],
             }
         )
-    for entry in summary:
-        rows = [r for r in per_image if r["method"] == entry["method"]]
-        entry["PSNR"] = float(np.mean([r["PSNR"] for r in rows]))
-        entry["SSIM"] = float(np.mean([r["SSIM"] for r in rows]))
-    if len(clean) > 1:
-        add_intervals(summary, per_image)
-    differences = paired(summary, per_image) if len(clean) > 1 else []
-    for entry in summary:
-        entry["data"] = data
-    return summary, differences
+    scored(summary, per_image)
+    several = len({r["image"] for r in per_image}) > 1
+    return summary, paired(summary, per_image) if several and len(summary) == 2 else []
 
 
 def paired(summary: list[dict], per_image: list[dict]) -> list[dict]:
@@ -313,16 +329,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.table_from:
         records = [json.loads(p.read_text()) for p in args.table_from]
-        print(table([e for r in records for e in r["summary"]]))
-        differences = []
-        for record in records:
-            for data in dict.fromkeys(e["data"] for e in record["summary"]):
-                rows = [r for r in record["runs"] if r["data"] == data]
-                summary = [e for e in record["summary"] if e["data"] == data]
-                mine = [[r for r in rows if r["method"] == m] for m in (OURS, THEIRS)]
-                if all(mine) and len(rows[0]["per image"]) > 1:
-                    per_image = seed_means(mine[0]) + seed_means(mine[1])
-                    differences += [{"data": data, **d} for d in paired(summary, per_image)]
+        runs = [run for r in records for run in r["runs"]]
+        summary, differences = [], []
+        for data in dict.fromkeys(run["data"] for run in runs):
+            # the reference rows are the same in every run (fixed noise): take the first
+            first = next(r for r in records if any(e["data"] == data for e in r["summary"]))
+            summary += [
+                e
+                for e in first["summary"]
+                if e["data"] == data and e["method"] not in (OURS, THEIRS)
+            ]
+            rows, diffs = summarise_runs(data, runs)
+            summary += rows
+            differences += [{"data": data, **d} for d in diffs]
+        print(table(summary))
+        if args.out:
+            write(args.out, args, summary, differences, runs, 0.0, table(summary))
         print_differences(differences)
         return
     if args.quick:
@@ -385,7 +407,8 @@ def main() -> None:
                 }
                 print(brief, flush=True)
             # after each seed, so that a long run that is stopped leaves what it finished
-            rows, diffs = summarise(data, data_runs, reference, clean)
+            rows, diffs = summarise_runs(data, data_runs)
+            rows = summarise_reference(data, reference) + rows
             minutes = (time.perf_counter() - started_all) / 60
             text = table(summary + rows)
             if args.out:
