@@ -344,7 +344,8 @@ def main() -> None:
             differences += [{"data": data, **d} for d in diffs]
         print(table(summary))
         if args.out:
-            write(args.out, args, summary, differences, runs, 0.0, table(summary))
+            minutes = sum(r["minutes"] for r in records)  # the runs' own, added up
+            write(args.out, args, summary, differences, runs, minutes, table(summary))
         print_differences(differences)
         return
     if args.quick:
