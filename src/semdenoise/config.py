@@ -271,6 +271,19 @@ class TrainConfig(_Config):
         "times a Z flip, which keep anisotropic voxels as they are).",
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where to train.")
+    devices: int = Field(
+        1,
+        ge=1,
+        description="Training processes on each machine (one per GPU); more than one trains "
+        "with DDP, each process on its share of the images, and the batch per step becomes "
+        "devices x num-nodes x batch-size (docs/distributed.md).",
+    )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description="Machines taking part in a DDP run, each running --devices processes "
+        "(launched by SLURM srun or torchrun; docs/distributed.md).",
+    )
 
 
 DEFAULT_CROP_3D = (32, 64, 64)

@@ -53,6 +53,8 @@ STYLE_RANGE_PERCENTILES = (1.0, 99.5)
 class JointModule(TrainingModule):
     """Denoiser + segmenter; supervised when the bank carries labels, else style-guided."""
 
+    ddp_find_unused_parameters = True  # pre-training may leave the denoiser out of the loss
+
     def __init__(
         self,
         denoiser: UNet,
@@ -92,7 +94,8 @@ class JointModule(TrainingModule):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         if self._labelled_bank is not None:
-            self._labelled_bank = self._labelled_bank.to(self.device)
+            rank, world = self.global_rank, self.trainer.world_size
+            self._labelled_bank = self._labelled_bank.for_rank(rank, world).to(self.device)
 
     def draw_batch(self) -> torch.Tensor:
         """A batch of crops or images. With partial labels, a share of the steps
@@ -158,11 +161,17 @@ class JointModule(TrainingModule):
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
         denoised = self.denoiser(masked)
-        self.log("val_n2v", n2v_loss(denoised, noisy, positions), on_epoch=True, batch_size=1)
+        self.log(
+            "val_n2v",
+            n2v_loss(denoised, noisy, positions),
+            on_epoch=True,
+            batch_size=1,
+            sync_dist=True,
+        )
         if self.supervised:
             logits = self.segmenter(self.denoiser(noisy))
             loss = self.segmentation_term(logits, sample)
-            self.log("val_seg", loss, prog_bar=True, on_epoch=True, batch_size=1)
+            self.log("val_seg", loss, prog_bar=True, on_epoch=True, batch_size=1, sync_dist=True)
 
 
 def _style_range(bank: ImageBank) -> tuple[float, float]:
@@ -271,9 +280,7 @@ def train_joint(
         labelled_bank=data.labelled_bank,
         style_range=_style_range(data.train_bank),
     )
-    summary = run_training(
-        module, out=out, resume=resume, progress=progress, callbacks=callbacks
-    )
+    summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
     w1, w2 = module.weights
     denoiser = module.denoiser.cpu().eval()
     model = TrainedModel(

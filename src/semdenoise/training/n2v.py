@@ -96,7 +96,7 @@ class N2VModule(TrainingModule):
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
         loss = n2v_loss(self.denoiser(masked), noisy, positions)
-        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=1)
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=1, sync_dist=True)
 
 
 def blind_spot_statistics(
@@ -246,9 +246,7 @@ def train_n2v(
     unet = unet.model_copy(update={"in_channels": data.channels, "out_channels": outputs})
     denoiser = seeded_unet(unet, train.seed)
     module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
-    summary = run_training(
-        module, out=out, resume=resume, progress=progress, callbacks=callbacks
-    )
+    summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
     denoiser = module.denoiser.cpu().eval()
     mse, noise_model = blind_spot_statistics(denoiser, data.train_bank, data.normalization, noise)
     if isinstance(noise_model, list):

@@ -4,14 +4,21 @@ Every training mode is a LightningModule subclassing ``TrainingModule``; this ru
 gives them the same contract: ``--steps`` and/or ``--max-minutes`` (whichever comes
 first), atomic checkpoints every K steps in ``MODEL.pt.checkpoints/``, ``--resume``
 from the latest one, and a learning rate that follows the run's progress.
+
+With ``devices * num_nodes`` > 1 the run is Lightning DDP (docs/distributed.md): every
+process runs the whole command, samples its own share of the images with its own
+generator, and averages gradients with the others; checkpoints hold every process's
+generator, and only global rank 0 lives on after training to write the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -22,6 +29,8 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from semdenoise.config import DEFAULT_STEPS, TrainConfig
 from semdenoise.errors import InputError, ModelFileError, TrainingError, TrainingInterrupted
@@ -58,8 +67,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The sampling seed of DDP process ``rank``: rank 0 keeps ``seed``, so one process
+    trains exactly as before; the others get streams no seed below 2**32 starts."""
+    return seed + (rank << 32)
+
+
+def reseed(seed: int, rank: int, step: int) -> int:
+    """A fresh sampling seed for a rank resumed under another number of processes."""
+    digest = hashlib.blake2b(f"{seed}:{rank}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
 class TrainingModule(L.LightningModule):
     """Base for every mode: progress-driven LR, time limit, generator in checkpoints."""
+
+    # DDP: a mode whose steps may leave some trainable weights out of the loss (joint
+    # pre-training) asks DDP to look for them each step (a cost the others do not pay).
+    ddp_find_unused_parameters = False
 
     def __init__(self, train: TrainConfig, train_bank=None, val_bank=None) -> None:
         super().__init__()
@@ -71,7 +96,9 @@ class TrainingModule(L.LightningModule):
         self.generator: torch.Generator | None = None
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed-from) runs
         self._fit_started = 0.0
-        self._restored_generator_state: torch.Tensor | None = None
+        self._shared_elapsed: float | None = None  # DDP: rank 0's clock, shared each step
+        self._restored_generator_states: list[torch.Tensor] | None = None  # one per rank
+        self._restored_step = 0
 
     # ----- time and progress -------------------------------------------------------
     @property
@@ -84,7 +111,9 @@ class TrainingModule(L.LightningModule):
         config = self.train_config
         fractions = [self.global_step / self.max_steps]
         if config.max_minutes is not None:
-            fractions.append(self.elapsed / (60.0 * config.max_minutes))
+            # under DDP every process follows rank 0's clock: the same learning rate
+            elapsed = self.elapsed if self._shared_elapsed is None else self._shared_elapsed
+            fractions.append(elapsed / (60.0 * config.max_minutes))
         return min(1.0, max(fractions))
 
     @property
@@ -103,13 +132,19 @@ class TrainingModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_started = time.monotonic()
+        rank, world = self.global_rank, self.trainer.world_size
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.train_config.seed)
-        if self._restored_generator_state is not None:
-            self.generator.set_state(self._restored_generator_state)
+        self.generator.manual_seed(rank_seed(self.train_config.seed, rank))
+        states = self._restored_generator_states
+        if states is not None and len(states) == world:
+            self.generator.set_state(states[rank])
+        elif states is not None:  # another number of processes: stated in on_load_checkpoint
+            self.generator.manual_seed(reseed(self.train_config.seed, rank, self._restored_step))
+        if world > 1:
+            self._shared_elapsed = self.elapsed_before
         if self._train_bank is not None:
-            self._train_bank = self._train_bank.to(self.device)
-        if self._val_bank is not None:
+            self._train_bank = self._train_bank.for_rank(rank, world).to(self.device)
+        if self._val_bank is not None:  # every process validates all (see validation_loader)
             self._val_bank = self._val_bank.to(self.device)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -118,7 +153,15 @@ class TrainingModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         config = self.train_config
-        if config.max_minutes is not None and self.elapsed >= 60.0 * config.max_minutes:
+        if config.max_minutes is None:
+            return
+        elapsed = self.elapsed
+        if self.trainer.world_size > 1:
+            # rank 0's clock decides for all: every process stops after the same step
+            # (one waiting alone in the next gradient exchange would hang the run)
+            elapsed = float(self.trainer.strategy.broadcast(elapsed, src=0))
+            self._shared_elapsed = elapsed
+        if elapsed >= 60.0 * config.max_minutes:
             logger.info("time limit reached after %d steps", self.global_step)
             self.trainer.should_stop = True
 
@@ -137,15 +180,34 @@ class TrainingModule(L.LightningModule):
         return generator
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["semdenoise"] = {
-            "elapsed": self.elapsed,
-            "generator": self.generator.get_state() if self.generator is not None else None,
-        }
+        """Rank 0's generator under ``generator`` (a one-process checkpoint as before);
+        under DDP every rank's too, gathered (a collective: every rank saves together)."""
+        state = self.generator.get_state() if self.generator is not None else None
+        checkpoint["semdenoise"] = {"elapsed": self.elapsed, "generator": state}
+        world = self.trainer.world_size
+        if world > 1 and state is not None:
+            local = state.to(self.device)  # NCCL gathers on the GPU
+            gathered = [torch.empty_like(local) for _ in range(world)]
+            torch.distributed.all_gather(gathered, local)
+            checkpoint["semdenoise"]["generators"] = [g.cpu() for g in gathered]
+            checkpoint["semdenoise"]["world_size"] = world
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("semdenoise", {})
         self.elapsed_before = float(state.get("elapsed", 0.0))
-        self._restored_generator_state = state.get("generator")
+        self._restored_step = int(checkpoint.get("global_step", 0))
+        generator = state.get("generator")
+        states = state.get("generators") or ([generator] if generator is not None else None)
+        self._restored_generator_states = states
+        world = self.trainer.world_size
+        if states is not None and len(states) != world and self.global_rank == 0:
+            logger.warning(
+                "resuming a run of %d process(es) with %d: weights, optimiser and step "
+                "continue; each process's sampling is reseeded from (seed, rank, step %d)",
+                len(states),
+                world,
+                self._restored_step,
+            )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.parameters() if p.requires_grad]  # frozen nets stay out
@@ -181,8 +243,16 @@ class PeriodicCheckpoint(L.Callback):
         self.save(trainer, module)
 
     def on_exception(self, trainer, module, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt | SystemExit):  # Ctrl-C, SIGTERM
-            self.save(trainer, module)
+        if not isinstance(exception, KeyboardInterrupt | SystemExit):  # Ctrl-C, SIGTERM
+            return
+        if trainer.world_size > 1 and not isinstance(exception, SIGTERMException):
+            # Saving is collective (generators gathered, a barrier): a Ctrl-C reaches each
+            # process at a different point, or a process died, and waiting for all would
+            # hang. Lightning raises SIGTERM on every rank after the same step, so that
+            # one saves; otherwise the last periodic checkpoint stands.
+            logger.warning("interrupted: the checkpoint of step <= %d stands", trainer.global_step)
+            return
+        self.save(trainer, module)
 
 
 class StepIndices(torch.utils.data.Dataset):
@@ -196,16 +266,49 @@ class StepIndices(torch.utils.data.Dataset):
 
 
 def validation_loader(bank) -> torch.utils.data.DataLoader | None:
-    """One validation image per batch (indices; the module holds the images)."""
+    """One validation image per batch (indices; the module holds the images).
+
+    Under DDP every process validates every image (no distributed sampler): the
+    replicas are identical, so the values logged (``sync_dist``) are those of one
+    process, exactly, and a process done early would only wait at the next step."""
     if bank is None:
         return None
     return torch.utils.data.DataLoader(range(bank.count), batch_size=None)
 
 
-def accelerator_for(device: str) -> str:
+def accelerator_for(device: str, devices: int = 1) -> str:
     if device == "gpu" and not torch.cuda.is_available():
         raise InputError("--device gpu: no GPU is available on this machine")
+    gpus = torch.cuda.device_count() if device != "cpu" else 0
+    if gpus and devices > gpus:
+        raise InputError(
+            f"--devices {devices}: this machine has {gpus} GPU(s); use at most that many "
+            "per node, or --device cpu"
+        )
     return {"auto": "auto", "cpu": "cpu", "gpu": "gpu"}[device]
+
+
+def strategy_for(module: TrainingModule) -> str | DDPStrategy:
+    """One process: Lightning's default. More: DDP, whose process-group backend Lightning
+    picks from the accelerator (gloo on CPU, NCCL on GPUs)."""
+    config = module.train_config
+    if config.devices * config.num_nodes == 1:
+        return "auto"
+    return DDPStrategy(find_unused_parameters=module.ddp_find_unused_parameters)
+
+
+def end_other_ranks(trainer: L.Trainer) -> None:
+    """After a DDP fit only global rank 0 goes on (statistics, model file, settings,
+    "wrote ..."); any other process ends here, cleanly, before anything is written.
+
+    Ending the process (rather than returning to the caller) holds for the CLI, which
+    Lightning re-runs for every rank, and for a script started by torchrun or srun
+    alike: nothing after the training call runs twice.
+    """
+    if trainer.world_size > 1 and trainer.global_rank != 0:
+        logger.debug("rank %d done", trainer.global_rank)
+        sys.stdout.flush()
+        sys.exit(0)
 
 
 def check_checkpoint(path: Path, module: TrainingModule) -> None:
@@ -272,8 +375,13 @@ def run_training(
 
         logger_ = CSVLogger(save_dir=checkpoint_dir, name="logs", version="")
     trainer = L.Trainer(
-        accelerator=accelerator_for(config.device),
-        devices=1,
+        accelerator=accelerator_for(config.device, config.devices),
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=strategy_for(module),
+        # the loaders hold step numbers and validation indices, not data: each process
+        # samples its own share (ImageBank.for_rank) and validates every image
+        use_distributed_sampler=False,
         max_steps=module.max_steps,
         max_epochs=-1,
         val_check_interval=config.val_every if val_loader is not None else None,
@@ -311,6 +419,7 @@ def run_training(
                 raise TrainingInterrupted(
                     f"training interrupted at step {trainer.global_step}{where}"
                 ) from e
+    end_other_ranks(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
         "steps": int(trainer.global_step),

@@ -56,6 +56,21 @@ class ImageBank:
     def count(self) -> int:
         return sum(len(stack) for stack in self.stacks)
 
+    def for_rank(self, rank: int, world: int) -> ImageBank:
+        """Process ``rank``'s share of a DDP run of ``world`` processes: images ``rank``,
+        ``rank + world``, ... (in bank order) when there are at least ``world`` of them,
+        else all of them (each rank's generator differs, so the batches still do).
+        One process keeps the bank as it is."""
+        if world <= 1 or self.count < world:
+            return self
+        stacks, start = [], 0
+        for stack in self.stacks:
+            share = stack[(rank - start) % world :: world]
+            start += len(stack)
+            if len(share):
+                stacks.append(share)
+        return ImageBank(stacks, channels=self.channels)
+
     def image(self, index: int) -> torch.Tensor:
         """The ``index``-th image (over all stacks) as a batch of one, (1, C, H, W)."""
         for stack in self.stacks:

@@ -88,6 +88,7 @@ class SegModule(TrainingModule):
             prog_bar=True,
             on_epoch=True,
             batch_size=1,
+            sync_dist=True,
         )
         labelled = torch.ones_like(target, dtype=torch.bool) if weight is None else weight > 0
         self.log(
@@ -96,6 +97,7 @@ class SegModule(TrainingModule):
             prog_bar=True,
             on_epoch=True,
             batch_size=1,
+            sync_dist=True,
         )
 
 
