@@ -305,7 +305,11 @@ def end_other_ranks(trainer: L.Trainer) -> None:
     Lightning re-runs for every rank, and for a script started by torchrun or srun
     alike: nothing after the training call runs twice.
     """
-    if trainer.world_size > 1 and trainer.global_rank != 0:
+    if trainer.world_size == 1:
+        return
+    if torch.distributed.is_initialized():  # no collective follows: rank 0 goes on alone
+        torch.distributed.destroy_process_group()
+    if trainer.global_rank != 0:
         logger.debug("rank %d done", trainer.global_rank)
         sys.stdout.flush()
         sys.exit(0)
