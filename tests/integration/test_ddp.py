@@ -195,9 +195,7 @@ def test_each_rank_samples_its_own_share_and_one_process_all():
     bank.stacks.append(torch.full((2, 1, 4, 4), 9.0))  # a second shape: index 5 and 6
     assert bank.for_rank(0, 1) is bank
     shares = [bank.for_rank(rank, 3) for rank in range(3)]
-    seen = sorted(
-        int(share.image(i)[0, 0, 0, 0]) for share in shares for i in range(share.count)
-    )
+    seen = sorted(int(share.image(i)[0, 0, 0, 0]) for share in shares for i in range(share.count))
     assert seen == [0, 1, 2, 3, 4, 9, 9]  # each image in exactly one share
     assert [share.count for share in shares] == [3, 2, 2]
     few = ImageBank.from_arrays([np.zeros((8, 8), np.float32)])
