@@ -174,6 +174,33 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_model(images, strai
     assert np.isfinite(sd.denoise(out, tifffile.imread(images))).all()
 
 
+def test_sigterm_stops_both_ranks_after_the_same_step_with_a_checkpoint(images, tmp_path):
+    """SLURM and torchrun signal every rank at once: no collective deadlock, exit 130."""
+    out = tmp_path / "stopped.pt"
+    script = tmp_path / "slow_cli.py"
+    script.write_text(SLOW_CLI)
+    process = semdenoise(
+        "train", "n2v", str(images), "--out", str(out), *TRAIN, "--devices", "2",
+        script=script, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while checkpoint(out) is None and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, err[-3000:]
+    stopped = [line for line in err.splitlines() if line.startswith("training interrupted")]
+    assert len(stopped) == 2 and stopped[0] == stopped[1], err[-3000:]  # the same step
+    step = checkpoint(out)["global_step"]  # saved at that step, not only the periodic one
+    assert f"at step {step};" in stopped[0] and not out.exists()
+
+
 def test_segmenter_and_joint_train_with_two_processes(images, tmp_path):
     labels = tmp_path / "masks.tif"
     tifffile.imwrite(labels, (tifffile.imread(images) > 60).astype(np.uint8))

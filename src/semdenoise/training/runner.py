@@ -96,7 +96,8 @@ class TrainingModule(L.LightningModule):
         self.generator: torch.Generator | None = None
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed-from) runs
         self._fit_started = 0.0
-        self._shared_elapsed: float | None = None  # DDP: rank 0's clock, shared each step
+        self._shared_elapsed: float | None = None  # DDP: the ranks' clock, agreed each step
+        self._stop_requested = False  # DDP: a SIGTERM/SIGINT seen, acted on at step end
         self._restored_generator_states: list[torch.Tensor] | None = None  # one per rank
         self._restored_step = 0
 
@@ -111,7 +112,7 @@ class TrainingModule(L.LightningModule):
         config = self.train_config
         fractions = [self.global_step / self.max_steps]
         if config.max_minutes is not None:
-            # under DDP every process follows rank 0's clock: the same learning rate
+            # under DDP every process follows the same clock: the same learning rate
             elapsed = self.elapsed if self._shared_elapsed is None else self._shared_elapsed
             fractions.append(elapsed / (60.0 * config.max_minutes))
         return min(1.0, max(fractions))
@@ -147,22 +148,51 @@ class TrainingModule(L.LightningModule):
         if self._val_bank is not None:  # every process validates all (see validation_loader)
             self._val_bank = self._val_bank.to(self.device)
 
+    def on_train_start(self) -> None:
+        """Under DDP a SIGTERM or Ctrl-C only marks a stop request, which every process
+        acts on after the same step (``on_train_batch_end``). Lightning's own SIGTERM
+        handler exchanges a tensor from inside the signal handler, which deadlocks when
+        the signal lands on one rank during another collective (seen with SIGTERM sent
+        to all ranks at once, as SLURM and torchrun do). Runs after Lightning registers
+        its handlers; its teardown restores the SIGTERM handler, run_training SIGINT's."""
+        self._stop_requested = False
+        main = threading.current_thread() is threading.main_thread()
+        if self.trainer.world_size > 1 and main:
+            signal.signal(signal.SIGTERM, self._request_stop)
+            signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # a second signal: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        logger.warning("stop requested: saving a checkpoint after this step")
+        self._stop_requested = True
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         for group in self.optimizers().param_groups:
             group["lr"] = self.learning_rate_now()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         config = self.train_config
-        if config.max_minutes is None:
-            return
-        elapsed = self.elapsed
         if self.trainer.world_size > 1:
-            # rank 0's clock decides for all: every process stops after the same step
-            # (one waiting alone in the next gradient exchange would hang the run)
-            elapsed = float(self.trainer.strategy.broadcast(elapsed, src=0))
+            # the processes agree, after every step, on the clock (the latest) and on
+            # stopping: one that stopped alone would leave the others waiting forever
+            shared = torch.tensor(
+                [self.elapsed, float(self._stop_requested)],
+                dtype=torch.float64,
+                device=self.device,
+            )
+            torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.MAX)
+            elapsed, stop = shared.tolist()
             self._shared_elapsed = elapsed
-        if elapsed >= 60.0 * config.max_minutes:
-            logger.info("time limit reached after %d steps", self.global_step)
+            if stop:  # on every rank after this step; PeriodicCheckpoint.on_exception saves
+                raise SIGTERMException()
+        elif config.max_minutes is None:
+            return
+        else:
+            elapsed = self.elapsed
+        if config.max_minutes is not None and elapsed >= 60.0 * config.max_minutes:
+            if self.global_rank == 0:
+                logger.info("time limit reached after %d steps", self.global_step)
             self.trainer.should_stop = True
 
     def check_finite(self, loss: torch.Tensor, name: str = "loss") -> None:
@@ -246,10 +276,10 @@ class PeriodicCheckpoint(L.Callback):
         if not isinstance(exception, KeyboardInterrupt | SystemExit):  # Ctrl-C, SIGTERM
             return
         if trainer.world_size > 1 and not isinstance(exception, SIGTERMException):
-            # Saving is collective (generators gathered, a barrier): a Ctrl-C reaches each
-            # process at a different point, or a process died, and waiting for all would
-            # hang. Lightning raises SIGTERM on every rank after the same step, so that
-            # one saves; otherwise the last periodic checkpoint stands.
+            # Saving is collective (generators gathered, a barrier): only a stop that
+            # every rank takes after the same step (TrainingModule.on_train_batch_end
+            # raises SIGTERMException there) can save; after a second Ctrl-C or a dead
+            # process, waiting for all would hang, and the last periodic checkpoint stands.
             logger.warning("interrupted: the checkpoint of step <= %d stands", trainer.global_step)
             return
         self.save(trainer, module)
