@@ -28,6 +28,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -327,6 +328,25 @@ def strategy_for(module: TrainingModule) -> str | DDPStrategy:
     return DDPStrategy(find_unused_parameters=module.ddp_find_unused_parameters)
 
 
+def cluster_plugins(config: TrainConfig) -> list[SLURMEnvironment]:
+    """Under SLURM ``srun`` (every task runs the command; Lightning's SLURMEnvironment
+    reads the ranks): refuse in one line --devices/--num-nodes that differ from the
+    allocation, and turn Lightning's auto-requeue off, whose SIGUSR1 handler saves a
+    checkpoint of its own from inside the signal handler (resubmit with --resume)."""
+    if config.devices * config.num_nodes == 1 or not SLURMEnvironment.detect():
+        return []
+    for variable, value, option in (
+        ("SLURM_NTASKS_PER_NODE", config.devices, "--devices"),
+        ("SLURM_NNODES", config.num_nodes, "--num-nodes"),
+    ):
+        given = os.environ.get(variable, "")
+        if given.isdigit() and int(given) != value:
+            raise InputError(
+                f"{option} {value}: this SLURM job runs {given} ({variable}); give {option} {given}"
+            )
+    return [SLURMEnvironment(auto_requeue=False)]
+
+
 def end_other_ranks(trainer: L.Trainer) -> None:
     """After a DDP fit only global rank 0 goes on (statistics, model file, settings,
     "wrote ..."); any other process ends here, cleanly, before anything is written.
@@ -428,7 +448,7 @@ def run_training(
         enable_progress_bar=progress,
         enable_model_summary=False,
         log_every_n_steps=10,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *cluster_plugins(config)],
         deterministic=False,
     )
     train_loader = torch.utils.data.DataLoader(StepIndices(), batch_size=None, shuffle=False)
