@@ -310,7 +310,7 @@ def validation_loader(bank) -> torch.utils.data.DataLoader | None:
 def accelerator_for(device: str, devices: int = 1) -> str:
     if device == "gpu" and not torch.cuda.is_available():
         raise InputError("--device gpu: no GPU is available on this machine")
-    gpus = torch.cuda.device_count() if device != "cpu" else 0
+    gpus = torch.cuda.device_count() if devices > 1 and device != "cpu" else 0
     if gpus and devices > gpus:
         raise InputError(
             f"--devices {devices}: this machine has {gpus} GPU(s); use at most that many "
