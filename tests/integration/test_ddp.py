@@ -8,6 +8,7 @@ start-ups: the networks and images are tiny and the steps few.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,6 +140,19 @@ def test_two_processes_write_one_model_of_the_one_process_format(images, straigh
     run("denoise", str(straight), str(images), str(target))
     denoised = tifffile.imread(target)
     assert denoised.shape == (5, 32, 32) and np.isfinite(denoised).all()
+
+
+def test_a_two_process_checkpoint_resumes_in_one_process_reseeded(
+    images, straight, tmp_path, cli, caplog
+):
+    out = tmp_path / "one.pt"
+    checkpoint_dir_for(out).mkdir()
+    shutil.copy(checkpoint_dir_for(straight) / LAST_CHECKPOINT, checkpoint_dir_for(out))
+    more = [*TRAIN[2:], "--steps", str(STEPS + 4), "--resume"]
+    code, _, err = cli("train", "n2v", str(images), "--out", str(out), *more)
+    assert code == 0, err
+    assert "resuming a run of 2 process(es) with 1" in caplog.text
+    assert torch.load(out, weights_only=True)["training"]["steps"] == STEPS + 4
 
 
 def test_killed_two_process_run_resumes_to_the_uninterrupted_model(images, straight, tmp_path):
