@@ -271,6 +271,15 @@ class TrainConfig(_Config):
         "times a Z flip, which keep anisotropic voxels as they are).",
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="Where to train.")
+    stream: bool | None = Field(
+        None,
+        description="Read Zarr/TIFF training images lazily, crop by crop, so memory follows "
+        "the crops and --cache-mb, not the data (2-D: crops of --crop-size, default 256); "
+        "default: stream when the images' float32 size exceeds 2 GiB.",
+    )
+    cache_mb: int = Field(
+        512, ge=16, description="Streamed training: memory for decoded chunks, in MiB."
+    )
 
 
 DEFAULT_CROP_3D = (32, 64, 64)

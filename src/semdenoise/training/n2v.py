@@ -230,7 +230,13 @@ def train_n2v(
     if unet.dims == 3:
         check_3d_options(unet, masking, train)
         data = prepare_training_volumes(
-            images, unet=unet, val_fraction=train.val_fraction, seed=train.seed, axes=axes
+            images,
+            unet=unet,
+            val_fraction=train.val_fraction,
+            seed=train.seed,
+            axes=axes,
+            stream=train.stream,
+            cache_mb=train.cache_mb,
         )
     else:
         data = prepare_training_data(
@@ -240,6 +246,8 @@ def train_n2v(
             val_fraction=train.val_fraction,
             seed=train.seed,
             axes=axes,
+            stream=train.stream,
+            cache_mb=train.cache_mb,
         )
     # one mean channel per image channel, and with a noise model a variance channel each
     outputs = data.channels * (1 if noise.model == "none" else 2)
@@ -263,6 +271,7 @@ def train_n2v(
             "masking": masking.model_dump(),
             "train": train.model_dump(),
             "images": data.count,
+            "loading": data.loading,
             "validation_images": data.validation_count,
             "noise": noise.model_dump(),
             "blind_spot_mse": mse,
