@@ -173,3 +173,20 @@ def test_cli_streams_a_zarr_and_records_it(tmp_path, stack, cli):
         "cache_mb": 16,
     }
     assert sd.denoise(model, stack[0]).shape == (48, 40)
+
+
+def test_blind_spot_statistics_of_one_huge_image_use_its_centre(stack):
+    """In memory too, one image larger than the statistics' pixel budget is not
+    predicted whole (a 8192² slice would need gigabytes of activations)."""
+    from semdenoise.models.normalization import Normalization
+    from semdenoise.models.unet import UNet
+    from semdenoise.training.n2v import blind_spot_statistics
+    from semdenoise.training.sampling import ImageBank
+
+    net = UNet(TINY).eval()
+    unit = Normalization(mean=0.0, std=1.0)
+    image = (stack[0] - stack.mean()) / stack.std()
+    whole = ImageBank.from_arrays([image])
+    centre = ImageBank.from_arrays([image[12:36, 8:32]])  # the central 24x24 of 48x40
+    budget = blind_spot_statistics(net, whole, unit, NO_NOISE_MODEL, max_pixels=24 * 24)
+    assert budget == blind_spot_statistics(net, centre, unit, NO_NOISE_MODEL)
