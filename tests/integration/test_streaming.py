@@ -10,6 +10,7 @@ import zarr
 
 import semdenoise as sd
 from semdenoise.errors import InputError
+from semdenoise.models.normalization import Normalization
 from semdenoise.training import streaming
 from semdenoise.training.streaming import BlockCache, LazyImage, lazy_images
 
@@ -178,7 +179,6 @@ def test_cli_streams_a_zarr_and_records_it(tmp_path, stack, cli):
 def test_blind_spot_statistics_of_one_huge_image_use_its_centre(stack):
     """In memory too, one image larger than the statistics' pixel budget is not
     predicted whole (a 8192² slice would need gigabytes of activations)."""
-    from semdenoise.models.normalization import Normalization
     from semdenoise.models.unet import UNet
     from semdenoise.training.n2v import blind_spot_statistics
     from semdenoise.training.sampling import ImageBank
@@ -190,3 +190,13 @@ def test_blind_spot_statistics_of_one_huge_image_use_its_centre(stack):
     centre = ImageBank.from_arrays([image[12:36, 8:32]])  # the central 24x24 of 48x40
     budget = blind_spot_statistics(net, whole, unit, NO_NOISE_MODEL, max_pixels=24 * 24)
     assert budget == blind_spot_statistics(net, centre, unit, NO_NOISE_MODEL)
+
+
+def test_a_rank_streams_its_share_of_the_images(tmp_path, stack):
+    images = lazy_images([write_zarr(tmp_path / "s.zarr", stack, (1, 16, 16))], dims=2)
+    bank = streaming.StreamedBank(images, Normalization(0.0, 1.0), BlockCache(2**20))
+    shares = [bank.for_rank(rank, 4) for rank in range(4)]
+    assert [[im.source for im in share.images] for share in shares] == [
+        [images[i].source for i in (r, r + 4) if i < 6] for r in range(4)
+    ]
+    assert bank.for_rank(0, 1) is bank and bank.for_rank(1, 7) is bank

@@ -342,6 +342,23 @@ class StreamedBank:
     def count(self) -> int:
         return len(self.images)
 
+    def for_rank(self, rank: int, world: int) -> StreamedBank:
+        """Process ``rank``'s share of a DDP run, as :meth:`ImageBank.for_rank` chooses
+        it (every ``world``-th image in bank order, or all when there are fewer)."""
+        if world <= 1 or self.count < world:
+            return self
+        order = [index for group in self.groups for index in group][rank::world]
+        share = StreamedBank(
+            [self.images[i] for i in order],
+            self.normalization,
+            self.cache,
+            labels=None if self.labels is None else [self.labels[i] for i in order],
+            target=self.target,
+            ignore_label=self.ignore_label,
+        )
+        share.weighted, share.device = self.weighted, self.device
+        return share
+
     def _planes(self, index: int, window: Sequence[slice]) -> np.ndarray:
         """The normalised image window, then its label planes, stacked (C, ...)."""
         image = self.images[index]
