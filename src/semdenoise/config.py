@@ -284,6 +284,15 @@ class TrainConfig(_Config):
         description="Machines taking part in a DDP run, each running --devices processes "
         "(launched by SLURM srun or torchrun; docs/distributed.md).",
     )
+    stream: bool | None = Field(
+        None,
+        description="Read Zarr/TIFF training images lazily, crop by crop, so memory follows "
+        "the crops and --cache-mb, not the data (2-D: crops of --crop-size, default 256); "
+        "default: stream when the images' float32 size exceeds 2 GiB.",
+    )
+    cache_mb: int = Field(
+        512, ge=16, description="Streamed training: memory for decoded chunks, in MiB."
+    )
 
 
 DEFAULT_CROP_3D = (32, 64, 64)

@@ -175,8 +175,7 @@ class JointModule(TrainingModule):
 
 
 def _style_range(bank: ImageBank) -> tuple[float, float]:
-    values = torch.cat([stack[:, : bank.channels].reshape(-1) for stack in bank.stacks]).numpy()
-    low, high = np.percentile(values, STYLE_RANGE_PERCENTILES)
+    low, high = np.percentile(bank.intensity_values(), STYLE_RANGE_PERCENTILES)
     return float(low), float(max(high, low + 1e-6))
 
 
@@ -242,6 +241,8 @@ def train_joint(
         target=joint.segment_target,
         ignore_label=ignore_label,
         axes=axes,
+        stream=train.stream,
+        cache_mb=train.cache_mb,
     )
     channels = data.channels
     unet = unet.model_copy(update={"in_channels": channels, "out_channels": channels})
@@ -296,6 +297,7 @@ def train_joint(
             "style_range": list(module.style_range),
             "initialised_from_n2v": start is not None,
             "images": data.count,
+            "loading": data.loading,
             "labelled_images": data.labelled_count,
             "ignore_label": ignore_label,
             "validation_images": data.validation_count,

@@ -10,7 +10,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,17 @@ from semdenoise.io.images import (
 from semdenoise.models.normalization import Normalization
 from semdenoise.models.targets import SegTarget, encode_labels
 from semdenoise.training.sampling import ImageBank
+from semdenoise.training.streaming import (
+    STREAM_ABOVE_BYTES,
+    BlockCache,
+    LazyImage,
+    StreamedBank,
+    fit_normalization,
+    float32_bytes,
+    lazy_images,
+    pair_labels,
+    streamed_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +108,8 @@ def _slice_count(named: list[tuple[str, np.ndarray]], file: Path) -> int:
     return sum(1 for source, _ in named if source == str(file) or source.startswith(f"{file}["))
 
 
-def _labels_by_stem(
-    images: Path, labels: Path, named: list[tuple[str, np.ndarray]], axes: str | None
-) -> NamedLabels:
-    """Partial labels: each label file pairs with the image file of the same stem; an
-    image without one is unlabelled (``None`` for each of its slices)."""
+def _label_files_by_stem(images: Path, labels: Path) -> tuple[list[Path], dict[str, Path]]:
+    """The image files of a folder and the label file of each stem that has one."""
     image_files = list_image_files(images)
     by_stem: dict[str, Path] = {}
     for file in list_image_files(labels):
@@ -116,6 +124,15 @@ def _labels_by_stem(
         )
     if not by_stem:
         raise InputError(f"{labels}: folder holds no label files ({', '.join(SUPPORTED_INPUTS)})")
+    return image_files, by_stem
+
+
+def _labels_by_stem(
+    images: Path, labels: Path, named: list[tuple[str, np.ndarray]], axes: str | None
+) -> NamedLabels:
+    """Partial labels: each label file pairs with the image file of the same stem; an
+    image without one is unlabelled (``None`` for each of its slices)."""
+    image_files, by_stem = _label_files_by_stem(images, labels)
     paired: NamedLabels = []
     for file in image_files:
         count = _slice_count(named, file)
@@ -187,6 +204,8 @@ class TrainingData:
     # partial labels: the labelled training images alone, so a step can draw from them
     labelled_bank: ImageBank | None = None
     channels: int = 1  # image channels (declared axes with C)
+    # how the images were read, for the model's record (streamed: see training/streaming.py)
+    loading: dict = field(default_factory=lambda: {"streamed": False})
 
 
 def prepare_training_data(
@@ -201,14 +220,33 @@ def prepare_training_data(
     ignore_label: int | None = None,
     labelled_only: bool = False,
     axes: str | None = None,
+    stream: bool | None = False,
+    cache_mb: int = 512,
 ) -> TrainingData:
     """Load, check, split by image and normalise (statistics of the training split).
 
     With labels, each image carries a target and a weight plane
     (:func:`semdenoise.models.targets.encode_labels`); ``labelled_only`` drops the
     unlabelled images (a segmenter has nothing to learn from them). ``axes``: the
-    images' declared axes (io/axes.py); with C, images have channels.
+    images' declared axes (io/axes.py); with C, images have channels. ``stream``
+    (None: when the files are large, see :func:`wants_streaming`) reads Zarr/TIFF
+    files lazily instead, with ``cache_mb`` of decoded chunks.
     """
+    if wants_streaming(images, stream, axes=axes):
+        return prepare_streamed_data(
+            images,
+            labels,
+            dims=2,
+            check=lambda image: check_min_size(image, min_size, source=image.source),
+            val_fraction=val_fraction,
+            seed=seed,
+            normalization=normalization,
+            target=target,
+            ignore_label=ignore_label,
+            labelled_only=labelled_only,
+            axes=axes,
+            cache_mb=cache_mb,
+        )
     named = load_training_images(images, min_size=min_size, axes=axes)
     channels = image_channels(named)
     named_labels = (
@@ -351,21 +389,30 @@ def split_volumes(
     if n_val >= 1 or val_fraction == 0:
         train_ids, val_ids = split_by_image(len(named), val_fraction, seed=seed)
         return [named[i][1] for i in train_ids], [named[i][1] for i in val_ids]
-    needed = _volume_min_shape(unet)
     train, val = [], []
     for source, volume in named:
-        axis = volume.ndim - 3 + int(np.argmax(volume.shape[-3:]))
-        extent = volume.shape[axis]
-        need = needed[axis - (volume.ndim - 3)]
-        slab = max(math.ceil(val_fraction * extent), need)
-        if extent - slab < need:
+        cut = validation_slab(volume.shape, val_fraction, unet)
+        if cut is None:
             logger.info("%s: too small to hold out a validation slab", source)
             train.append(volume)
             continue
-        first, second = np.split(volume, [extent - slab], axis=axis)
+        axis, at = cut
+        first, second = np.split(volume, [at], axis=volume.ndim - 3 + axis)
         train.append(first)
         val.append(second)
     return train, val
+
+
+def validation_slab(
+    shape: Sequence[int], val_fraction: float, unet: UNetConfig
+) -> tuple[int, int] | None:
+    """Where to cut a volume of ``shape`` (..., Z, Y, X) for a validation slab: the
+    spatial axis (its longest) and the index the slab starts at; None if too small."""
+    spatial = tuple(shape[-3:])
+    axis = int(np.argmax(spatial))
+    extent, need = spatial[axis], _volume_min_shape(unet)[axis]
+    slab = max(math.ceil(val_fraction * extent), need)
+    return None if extent - slab < need else (axis, extent - slab)
 
 
 def prepare_training_volumes(
@@ -375,9 +422,23 @@ def prepare_training_volumes(
     val_fraction: float,
     seed: int,
     axes: str | None = None,
+    stream: bool | None = False,
+    cache_mb: int = 512,
 ) -> TrainingData:
     """Load, check, split and normalise 3-D training volumes (statistics of the
-    training part)."""
+    training part); ``stream``, ``cache_mb`` as in :func:`prepare_training_data`."""
+    if wants_streaming(images, stream, axes=axes):
+        return prepare_streamed_data(
+            images,
+            None,
+            dims=3,
+            check=lambda volume: check_volume(volume, unet, source=volume.source),
+            val_fraction=val_fraction,
+            seed=seed,
+            axes=axes,
+            cache_mb=cache_mb,
+            unet=unet,
+        )
     named = load_training_volumes(images, unet, axes=axes)
     channels = image_channels(named, spatial=3)
     train, val = split_volumes(named, val_fraction, seed=seed, unet=unet)
@@ -395,3 +456,156 @@ def prepare_training_volumes(
         val_bank=bank(val) if val else None,
         channels=channels,
     )
+
+
+# ----- streamed: files read lazily, crop by crop (training/streaming.py) ---------------
+
+
+def wants_streaming(images: ImagesLike, stream: bool | None, *, axes: str | None) -> bool:
+    """Whether to stream: as asked, or (None) when the files' float32 size exceeds
+    ``STREAM_ABOVE_BYTES`` and every file is Zarr or TIFF."""
+    if stream is False:
+        return False
+    if not isinstance(images, str | os.PathLike):
+        if stream:
+            raise InputError(
+                "--stream reads Zarr or TIFF files; arrays in memory train as they are"
+            )
+        return False
+    if stream:
+        return True
+    if not Path(images).exists():
+        return False  # the in-memory reader says so
+    size = float32_bytes(streamed_files(images), as_stored=axes is not None)
+    if size is None or size <= STREAM_ABOVE_BYTES:
+        return False
+    logger.info("%s: %.1f GiB as float32, streamed (--no-stream loads it)", images, size / 2**30)
+    return True
+
+
+def _streamed_labels(
+    labels: LabelsLike,
+    images: ImagesLike,
+    per_file: list[list[LazyImage]],
+    *,
+    dims: int,
+    axes: str | None,
+) -> list[LazyImage | None]:
+    """Lazy labels for lazy images: one file or Zarr per image file, paired by stem when
+    both are folders (an image without a label file is unlabelled)."""
+    if not isinstance(labels, str | os.PathLike):
+        raise InputError("labels: streamed training reads labels from files, like its images")
+    label_axes = without_channels(axes)
+    images_folder, labels_folder = _folder(images), _folder(labels)
+    flat = [image for group in per_file for image in group]
+    if images_folder is None or labels_folder is None:
+        paired = lazy_images(streamed_files(labels), dims=dims, axes=label_axes)
+        return pair_labels(flat, paired)
+    image_files, by_stem = _label_files_by_stem(images_folder, labels_folder)
+    paired: list[LazyImage | None] = []
+    for file, group in zip(image_files, per_file, strict=True):
+        if file.stem not in by_stem:
+            paired.extend(None for _ in group)
+            continue
+        found = lazy_images([by_stem[file.stem]], dims=dims, axes=label_axes)
+        paired.extend(pair_labels(group, found))
+    return paired
+
+
+def prepare_streamed_data(
+    images: ImagesLike,
+    labels: LabelsLike | None,
+    *,
+    dims: int,
+    check,
+    val_fraction: float,
+    seed: int,
+    normalization: Normalization | None = None,
+    target: SegTarget = "foreground",
+    ignore_label: int | None = None,
+    labelled_only: bool = False,
+    axes: str | None = None,
+    cache_mb: int = 512,
+    unet: UNetConfig | None = None,
+) -> TrainingData:
+    """The streamed counterpart of :func:`prepare_training_data` (``dims`` 2) and
+    :func:`prepare_training_volumes` (3): the same split, banks that read lazily.
+    ``check`` refuses an image too small for the network (shapes only: pixels are
+    checked as they are read)."""
+    per_file = [lazy_images([file], dims=dims, axes=axes) for file in streamed_files(images)]
+    lazy = [image for group in per_file for image in group]
+    for image in lazy:
+        check(image)
+    paired = (
+        _streamed_labels(labels, images, per_file, dims=dims, axes=axes)
+        if labels is not None
+        else None
+    )
+    if paired is not None:
+        labelled = [i for i, label in enumerate(paired) if label is not None]
+        if not labelled:
+            raise InputError("labels: no image has labels")
+        if labelled_only:
+            lazy, paired = [lazy[i] for i in labelled], [paired[i] for i in labelled]
+    if dims == 2:
+        train_ids, val_ids = split_by_image(len(lazy), val_fraction, seed=seed)
+        train, val = [lazy[i] for i in train_ids], [lazy[i] for i in val_ids]
+        train_labels = None if paired is None else [paired[i] for i in train_ids]
+        val_labels = None if paired is None else [paired[i] for i in val_ids]
+    else:
+        train, val = _split_lazy_volumes(lazy, val_fraction, seed=seed, unet=unet)
+        train_labels = val_labels = None
+    cache = BlockCache(cache_mb * 2**20)
+    pixels = None
+    if normalization is None:
+        normalization, pixels = fit_normalization(train, cache, seed=seed)
+
+    def bank(chosen: list[LazyImage], chosen_labels) -> StreamedBank:
+        return StreamedBank(
+            chosen,
+            normalization,
+            cache,
+            labels=chosen_labels,
+            target=target,
+            ignore_label=ignore_label,
+        )
+
+    labelled_train = (
+        [i for i, label in enumerate(train_labels) if label is not None] if train_labels else []
+    )
+    partial = train_labels is not None and len(labelled_train) < len(train)
+    return TrainingData(
+        count=len(lazy),
+        validation_count=len(val),
+        normalization=normalization,
+        train_bank=bank(train, train_labels),
+        val_bank=bank(val, val_labels) if val else None,
+        labelled_count=0 if paired is None else sum(label is not None for label in paired),
+        labelled_bank=bank(
+            [train[i] for i in labelled_train], [train_labels[i] for i in labelled_train]
+        )
+        if partial and labelled_train
+        else None,
+        channels=1,
+        loading={"streamed": True, "normalization_pixels": pixels, "cache_mb": cache_mb},
+    )
+
+
+def _split_lazy_volumes(
+    volumes: list[LazyImage], val_fraction: float, *, seed: int, unet: UNetConfig
+) -> tuple[list[LazyImage], list[LazyImage]]:
+    """:func:`split_volumes` for lazy volumes: whole ones held out, or slabs."""
+    if int(val_fraction * len(volumes)) >= 1 or val_fraction == 0:
+        train_ids, val_ids = split_by_image(len(volumes), val_fraction, seed=seed)
+        return [volumes[i] for i in train_ids], [volumes[i] for i in val_ids]
+    train, val = [], []
+    for volume in volumes:
+        cut = validation_slab(volume.shape, val_fraction, unet)
+        if cut is None:
+            logger.info("%s: too small to hold out a validation slab", volume.source)
+            train.append(volume)
+            continue
+        first, second = volume.split(*cut)
+        train.append(first)
+        val.append(second)
+    return train, val

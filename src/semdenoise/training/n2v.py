@@ -40,6 +40,7 @@ from semdenoise.training.losses import n2v_loss, n2v_variance_loss
 from semdenoise.training.masking import mask_batch
 from semdenoise.training.runner import TrainingModule, run_training
 from semdenoise.training.sampling import ImageBank, augment, centre_crop
+from semdenoise.training.streaming import centre_window
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ def blind_spot_statistics(
         image = bank.image(index)[0, :channels].cpu().numpy()  # (C, *spatial)
         if denoiser.config.dims == 3:
             image = image[:, : max(1, max_pixels // (image.shape[-2] * image.shape[-1]))]
+        elif image[0].size > max_pixels:  # one huge image: its centre is sample enough
+            side = math.isqrt(max_pixels)
+            image = image[(slice(None), *centre_window(image.shape[1:], (side, side)))]
         predicted = predict_tiled(denoiser, image[0] if channels == 1 else image)
         spatial = image.shape[1:]
         predicted = predicted.reshape(-1, *spatial)  # (outputs, *spatial)
@@ -230,7 +234,13 @@ def train_n2v(
     if unet.dims == 3:
         check_3d_options(unet, masking, train)
         data = prepare_training_volumes(
-            images, unet=unet, val_fraction=train.val_fraction, seed=train.seed, axes=axes
+            images,
+            unet=unet,
+            val_fraction=train.val_fraction,
+            seed=train.seed,
+            axes=axes,
+            stream=train.stream,
+            cache_mb=train.cache_mb,
         )
     else:
         data = prepare_training_data(
@@ -240,6 +250,8 @@ def train_n2v(
             val_fraction=train.val_fraction,
             seed=train.seed,
             axes=axes,
+            stream=train.stream,
+            cache_mb=train.cache_mb,
         )
     # one mean channel per image channel, and with a noise model a variance channel each
     outputs = data.channels * (1 if noise.model == "none" else 2)
@@ -261,6 +273,7 @@ def train_n2v(
             "masking": masking.model_dump(),
             "train": train.model_dump(),
             "images": data.count,
+            "loading": data.loading,
             "validation_images": data.validation_count,
             "noise": noise.model_dump(),
             "blind_spot_mse": mse,

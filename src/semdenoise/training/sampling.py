@@ -71,6 +71,10 @@ class ImageBank:
                 stacks.append(share)
         return ImageBank(stacks, channels=self.channels)
 
+    def intensity_values(self) -> np.ndarray:
+        """Every (normalised) image value, labels left out."""
+        return torch.cat([s[:, : self.channels].reshape(-1) for s in self.stacks]).cpu().numpy()
+
     def image(self, index: int) -> torch.Tensor:
         """The ``index``-th image (over all stacks) as a batch of one, (1, C, H, W)."""
         for stack in self.stacks:

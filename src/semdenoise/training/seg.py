@@ -146,6 +146,8 @@ def train_seg(
         ignore_label=ignore_label,
         labelled_only=True,
         axes=axes,
+        stream=train.stream,
+        cache_mb=train.cache_mb,
     )
     unet = unet.model_copy(update={"in_channels": data.channels, "channels": "together"})
     module = SegModule(seeded_unet(unet, train.seed), loss, train, data.train_bank, data.val_bank)
@@ -160,6 +162,7 @@ def train_seg(
             "ignore_label": ignore_label,
             "train": train.model_dump(),
             "images": data.count,
+            "loading": data.loading,
             "validation_images": data.validation_count,
             **({"axes": axes.upper()} if axes is not None else {}),
             **summary,
