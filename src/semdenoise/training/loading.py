@@ -498,6 +498,10 @@ def prepare_training_volumes(
             )
             for (_, volume), (label_source, label) in zip(named, named_labels, strict=True)
         ]
+        if not any(weight.any() for _, weight in planes):
+            raise InputError(
+                f"labels: no labelled voxel (every value is --ignore-label {ignore_label})"
+            )
     train, val = split_volumes(named, val_fraction, seed=seed, unet=unet, planes=planes)
     if planes is None:
         train, val = [(v,) for v in train], [(v,) for v in val]
