@@ -219,6 +219,14 @@ def test_cli_trains_3d_seg_and_joint_and_segments_a_volume(cli, tmp_path, volume
             result = tifffile.imread(target)
             assert result.shape == noisy.shape and result.dtype == dtype
     assert sd.load_model(tmp_path / "seg.pt").training["background_labels"] == [1, 3]
+    # a Zarr volume in, a Zarr mask out: the same mask
+    sd.write_image(tmp_path / "volume.zarr", noisy.astype(np.uint16))
+    code, _, err = cli("segment", str(tmp_path / "seg.pt"), str(tmp_path / "volume.zarr"),
+        str(tmp_path / "mask.zarr"))  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_array_equal(
+        sd.read_image(tmp_path / "mask.zarr"), tifffile.imread(tmp_path / "seg.tif")
+    )
     flat, wrong = tmp_path / "flat.tif", tmp_path / "wrong.tif"
     tifffile.imwrite(flat, noisy[0].astype(np.uint16))
     tifffile.imwrite(wrong, labels[:, :40])
@@ -253,3 +261,13 @@ def test_lightsheet_joint_3d_with_its_sparse_labels(cli, tmp_path):
     assert code == 0, err
     result = tifffile.imread(mask)
     assert result.shape == (101, 120, 120) and set(np.unique(result)) <= {0, 1}
+
+
+def test_3d_unsupervised_joint_with_a_3d_style_segmenter(volume):
+    noisy, _, mask = volume
+    style = sd.train_seg(noisy, mask.astype(np.uint8), unet=TINY_3D, loss="mse", train=quick(2))
+    model = sd.train_joint(noisy, style_segmenter=style, unet=TINY_3D, train=quick(2))
+    assert model.training["mode"] == "unsupervised" and model.denoiser.config.dims == 3
+    assert sd.denoise(model, noisy).shape == noisy.shape
+    with pytest.raises(InputError, match="a 3-D segmenter; train with --dims 3"):
+        sd.train_joint(noisy, style_segmenter=style, train=quick(1))
