@@ -186,7 +186,7 @@ def merge(runs: list[Path], out: Path) -> None:
     print(markdown_table(table))
     merged = {
         **first,
-        "args": {**first["args"], "seeds": [row["seed"] for row in rows[::3]]},
+        "args": {**first["args"], "seeds": [row["seed"] for row in rows[::3]], "out": out.name},
         "merged_from": [run.name for run in runs],
         "rows": rows,
         "summary": table,
