@@ -256,9 +256,12 @@ def train_joint(
         raise InputError(f"{source}: a {dims}-D denoiser; train with --dims {dims}")
     if style is not None and style.segmenter.config.dims != unet.dims:
         dims = style.segmenter.config.dims
-        raise InputError(
-            f"--style-segmenter {style_segmenter}: a {dims}-D segmenter; train with --dims {dims}"
+        source = (
+            f"--style-segmenter {style_segmenter}"
+            if not isinstance(style_segmenter, TrainedModel)
+            else "style segmenter"
         )
+        raise InputError(f"{source}: a {dims}-D segmenter; train with --dims {dims}")
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     labelled = {
