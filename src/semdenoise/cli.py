@@ -129,6 +129,20 @@ IgnoreLabel = Annotated[
     int | None,
     typer.Option(help="Label value marking unlabelled pixels (no segmentation loss there)."),
 ]
+BackgroundLabel = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--background-label",
+        help="Label value meaning background; repeat for several (default: 0). Every other "
+        "value but --ignore-label is foreground (TRAILMAP: --ignore-label 0 "
+        "--background-label 1 --background-label 3).",
+    ),
+]
+
+
+def _background(values: list[int] | None) -> dict[str, tuple[int, ...]]:
+    """The library's background_labels, only when given (its default is the one source)."""
+    return {} if not values else {"background_labels": tuple(values)}
 
 
 def _fields(section: str, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -136,7 +150,6 @@ def _fields(section: str, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 _SET_BY_MODE = ("in_channels", "out_channels")  # each training mode sets its own
-_3D_ONLY = ("dims", "xy_only_levels")  # seg and joint train 2-D networks
 
 # The settings each training command takes, by section of a --config file; every one is
 # an option too (tests/unit/test_cli_config.py checks both ways).
@@ -148,13 +161,13 @@ TRAIN_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "noise": _fields("noise"),
     },
     "seg": {
-        "train": _fields("train", without=("crop_depth",)),
-        "unet": _fields("unet", without=(*_SET_BY_MODE, *_3D_ONLY, "residual", "channels")),
+        "train": _fields("train"),
+        "unet": _fields("unet", without=(*_SET_BY_MODE, "residual", "channels")),
         "seg": _fields("seg"),
     },
     "joint": {
-        "train": _fields("train", without=("crop_depth",)),
-        "unet": _fields("unet", without=(*_SET_BY_MODE, *_3D_ONLY)),
+        "train": _fields("train"),
+        "unet": _fields("unet", without=_SET_BY_MODE),
         "masking": _fields("masking"),
         "joint": _fields("joint"),
     },
@@ -330,10 +343,12 @@ def train_seg_command(
     labels: Labels,
     out: Out,
     ignore_label: IgnoreLabel = None,
+    background_label: BackgroundLabel = None,
     **options: Any,
 ) -> None:
     """Train a segmenter on images and their labels (any non-zero label is foreground;
-    --target instances learns to separate touching objects)."""
+    --target instances learns to separate touching objects; --dims 3: a 3-D segmenter on
+    (Z, Y, X) volumes with label volumes of the same shape, sparse labels welcome)."""
     from semdenoise.training import train_seg
 
     configs, run = _run("seg", out, options, images, labels)
@@ -344,6 +359,7 @@ def train_seg_command(
         loss=configs["seg"].loss,
         target=configs["seg"].target,
         ignore_label=ignore_label,
+        **_background(background_label),
         train=configs["train"],
         **run,
     )
@@ -362,6 +378,7 @@ def train_joint_command(
         ),
     ] = None,
     ignore_label: IgnoreLabel = None,
+    background_label: BackgroundLabel = None,
     style_segmenter: Annotated[
         Path | None,
         typer.Option(help="Segmenter of a related task, frozen: unsupervised mode (Eq. 4)."),
@@ -370,7 +387,7 @@ def train_joint_command(
     **options: Any,
 ) -> None:
     """Train denoiser and segmenter end to end: with --labels (Eq. 3) or with a frozen
-    --style-segmenter (Eq. 4)."""
+    --style-segmenter (Eq. 4); --dims 3: 3-D networks on (Z, Y, X) volumes."""
     from semdenoise.training import train_joint
 
     configs, run = _run("joint", out, options, images, labels, style_segmenter, init)
@@ -378,6 +395,7 @@ def train_joint_command(
         images,
         labels=labels,
         ignore_label=ignore_label,
+        **_background(background_label),
         style_segmenter=style_segmenter,
         init=init,
         **configs,

@@ -93,15 +93,14 @@ def test_bad_3d_training_input_is_a_one_line_error(images, unet, options, messag
     assert "\n" not in str(error.value)
 
 
-def test_3d_model_refuses_2d_images_and_2d_only_training():
+def test_3d_model_refuses_2d_images_and_a_2d_joint_run():
     _, noisy = blob_volume((6, 20, 20))
     model = sd.train_n2v(noisy, unet=TINY_3D, train=QUICK_3D.model_copy(update={"steps": 1}))
     with pytest.raises(InputError, match=r"needs a \(Z, Y, X\) volume"):
         sd.denoise(model, noisy[0])
     labels = (noisy > noisy.mean()).astype(np.uint8)
-    with pytest.raises(InputError, match="2-D only"):
-        sd.train_seg(noisy, labels, unet=TINY_3D)
-    with pytest.raises(InputError, match="joint training is 2-D only"):
+    # 3-D seg and joint training: tests/integration/test_seg_joint_3d.py
+    with pytest.raises(InputError, match="init: a 3-D denoiser; train with --dims 3"):
         sd.train_joint(noisy, labels=labels, init=model)
 
 
@@ -124,7 +123,7 @@ def test_cli_trains_and_denoises_a_volume(cli, tmp_path):
         (["train", "n2v", str(flat), "--out", x_pt, "--dims", "3", *tiny], "2-D image"),
         (["train", "n2v", str(volume), "--out", x_pt, "--dims", "4", *tiny], "dims"),
         (["train", "joint", str(volume), "--labels", str(volume), "--init", str(model),
-          "--out", str(tmp_path / "j.pt"), *tiny], "joint training is 2-D only"),
+          "--out", str(tmp_path / "j.pt"), *tiny], "a 3-D denoiser; train with --dims 3"),
         (["denoise", str(model), str(flat), str(tmp_path / "d2.tif")], "needs a (Z, Y, X) volume"),
     ]:  # fmt: skip
         code, _, err = cli(*args)

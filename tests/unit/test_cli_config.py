@@ -74,11 +74,17 @@ def test_each_option_of_a_config_field_is_that_field(name):
 
 def test_every_field_meant_for_users_is_taken():
     """A new config field is an option of ``train n2v`` (and a --config key) unless the
-    training mode sets it; seg and joint drop only what a 2-D segmenter cannot use."""
+    training mode sets it; a segmenter drops only what it cannot use (residual, separate
+    channels), and seg and joint take --dims 3 and its crop and pooling settings."""
     for section, names in TRAIN_SETTINGS["n2v"].items():
         assert set(SECTIONS[section].model_fields) - set(names) <= {"in_channels", "out_channels"}
     assert set(TRAIN_SETTINGS["joint"]["joint"]) == set(JointConfig.model_fields)
     assert set(TRAIN_SETTINGS["joint"]["masking"]) == set(MaskingConfig.model_fields)
+    for name in ("seg", "joint"):
+        assert set(TRAIN_SETTINGS[name]["train"]) == set(TrainConfig.model_fields)
+        assert {"dims", "xy_only_levels"} <= set(TRAIN_SETTINGS[name]["unet"])
+    unused_by_seg = set(UNetConfig.model_fields) - set(TRAIN_SETTINGS["seg"]["unet"])
+    assert unused_by_seg == {"in_channels", "out_channels", "residual", "channels"}
 
 
 @pytest.fixture

@@ -4,11 +4,14 @@ A label image is turned into two planes that ride along with the image in traini
 the *target* and a *weight* (1 where the segmentation loss counts, 0 where it does
 not). The weight is how partial labels work: an image without labels has weight 0
 everywhere and trains the denoiser only; within an image, pixels equal to
-``ignore_label`` (sparse volume labels, unlabelled regions) have weight 0.
+``ignore_label`` (sparse volume labels, unlabelled regions) have weight 0. Values in
+``background_labels`` (default 0) are background, so label files that spell
+"background" as another value (TRAILMAP: 1, with 0 unlabelled) train as they are.
 
 Targets:
 
-- ``"foreground"``: 1 on any non-zero label, 0 elsewhere (the paper's masks).
+- ``"foreground"``: 1 on any label that is not background, 0 elsewhere (the paper's
+  masks).
 - ``"instances"``: three classes, background 0, object interior 1, object boundary 2
   (the pixels of an object that touch another object or the background), as in
   DenoiSeg. A segmenter trained on them separates touching objects: interiors become
@@ -20,6 +23,7 @@ Targets:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import get_args
 
 import numpy as np
@@ -62,7 +66,8 @@ def objects_of(segmentation: np.ndarray) -> np.ndarray:
 
 
 def instance_classes(labels: np.ndarray) -> np.ndarray:
-    """Background 0, interior 1, boundary 2 of a 2-D label image (see module doc)."""
+    """Background 0, interior 1, boundary 2 of a 2-D or 3-D label image (see module doc;
+    in 3-D, objects and boundaries are taken with full 26-neighbour connectivity)."""
     ids = objects_of(labels)
     classes = (ids > 0).astype(np.float32) * INTERIOR
     classes[find_boundaries(ids, mode="inner") & (ids > 0)] = BOUNDARY
@@ -75,14 +80,19 @@ def encode_labels(
     *,
     target: SegTarget = "foreground",
     ignore_label: int | None = None,
+    background_labels: Sequence[int] = (0,),
     source: str = "labels",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(target, weight) float32 planes of ``shape`` for one 2-D label image, or for
-    none (an unlabelled image: weight 0 everywhere)."""
+    """(target, weight) float32 planes of ``shape`` for one 2-D label image or 3-D label
+    volume, or for none (unlabelled: weight 0 everywhere). Values in
+    ``background_labels`` are background, every other value but ``ignore_label`` is
+    foreground."""
     if labels is None:
         return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    check_label_values(ignore_label, background_labels)
     ignored = np.zeros(shape, bool) if ignore_label is None else labels == ignore_label
-    kept = np.where(ignored, 0, labels)
+    background = np.isin(labels, list(background_labels))
+    kept = np.where(ignored | background, 0, labels)
     if target == "instances":
         if kept.min() < 0:
             raise InputError(
@@ -93,6 +103,17 @@ def encode_labels(
     else:
         planes = (kept != 0).astype(np.float32)
     return planes, (~ignored).astype(np.float32)
+
+
+def check_label_values(ignore_label: int | None, background_labels: Sequence[int]) -> None:
+    """Refuse a value that is both unlabelled and background, or no background value."""
+    if not len(background_labels):
+        raise InputError("--background-label: give at least one background value")
+    if ignore_label is not None and ignore_label in background_labels:
+        raise InputError(
+            f"--ignore-label {ignore_label} is also a --background-label; a value is either "
+            "unlabelled or background"
+        )
 
 
 def check_target(target: str, loss: str) -> None:

@@ -12,6 +12,11 @@ separate them, both seeded watersheds:
   elongated object does not break into many), which splits touching round objects at
   their neck.
 
+A 3-D one-channel segmenter gives a volume mask: its objects are the 3-D connected
+components (26-neighbour), since the thin, long, branching structures volumes are
+segmented for (axons, vessels) would break into pieces at every narrowing under a
+distance-transform watershed.
+
 Objects smaller than ``min_size`` pixels (a few noisy pixels classified as foreground)
 are dropped, and the rest numbered 1..N again.
 """
@@ -60,3 +65,11 @@ def instances_from_mask(
     distance = ndimage.gaussian_filter(ndimage.distance_transform_edt(foreground), smoothing)
     seeds, _ = ndimage.label(h_maxima(distance, h) & foreground)
     return _compact(watershed(-distance, seeds, mask=foreground), min_size)
+
+
+def connected_instances(mask: np.ndarray, *, min_size: int = MIN_OBJECT_PIXELS) -> np.ndarray:
+    """Objects of a 0/1 mask as its connected components, pixels or voxels that touch by
+    a face, edge or corner belonging to one object (see module doc)."""
+    structure = np.ones((3,) * mask.ndim, dtype=bool)
+    labels, _ = ndimage.label(mask.astype(bool), structure=structure)
+    return _compact(labels, min_size)

@@ -9,6 +9,12 @@ trains the denoiser and the few labelled ones train the segmenter too; pixels eq
 ``ignore_label`` never count in l2. ``JointConfig.segment_target="instances"`` gives
 the segmenter background / interior / boundary outputs, for touching objects.
 
+3-D (``UNetConfig(dims=3)``): both networks are 3-D U-Nets trained on random
+(Z, Y, X) crops of volumes with 3-D grid masking and the 16 anisotropic symmetries;
+with sparse labels a share of the steps (``labelled_share``, and every pre-training
+step) draws crops that hold labelled voxels (:meth:`ImageBank.labelled_crops`), the
+others draw crops anywhere, so the denoiser sees the whole volume.
+
 Unsupervised (Eq. 4), no labels: a style segmenter trained on a related task is
 loaded and frozen (weights and BatchNorm statistics); l = w1·l1 + w2·l2 (w1 = 9,
 w2 = 1) where l2 is the MSE between the denoised image, scaled to [0, 1], and the
@@ -30,18 +36,30 @@ import lightning as L
 import numpy as np
 import torch
 
-from semdenoise.config import JointConfig, MaskingConfig, NoiseConfig, TrainConfig, UNetConfig
+from semdenoise.config import (
+    JointConfig,
+    MaskingConfig,
+    NoiseConfig,
+    TrainConfig,
+    UNetConfig,
+    crop_shape,
+)
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import load_model, save_model
-from semdenoise.models.targets import CHANNELS, check_target
+from semdenoise.models.targets import CHANNELS, check_label_values, check_target
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet, without_variance_head
-from semdenoise.training.loading import ImagesLike, LabelsLike, prepare_training_data
+from semdenoise.training.loading import (
+    ImagesLike,
+    LabelsLike,
+    prepare_training_data,
+    prepare_training_volumes,
+)
 from semdenoise.training.losses import n2v_loss, segmentation_loss, style_loss
 from semdenoise.training.masking import mask_batch
-from semdenoise.training.n2v import blind_spot_statistics, seeded_unet
+from semdenoise.training.n2v import blind_spot_statistics, check_3d_options, seeded_unet
 from semdenoise.training.runner import TrainingModule, run_training
-from semdenoise.training.sampling import ImageBank, augment, label_planes
+from semdenoise.training.sampling import ImageBank, augment, centre_crop, label_planes
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +97,8 @@ class JointModule(TrainingModule):
         self.weights = joint.weights(supervised)
         self.style_range = style_range
         self.batch_size = train.batch_size or 1
+        self.volumes = denoiser.config.dims == 3
+        self.crop = crop_shape(train, 3) if self.volumes else train.crop_size
         if not supervised:
             segmenter.requires_grad_(False)
             segmenter.eval()
@@ -104,11 +124,17 @@ class JointModule(TrainingModule):
         other steps draw from all images, and every image trains the denoiser. While
         the segmenter pre-trains, only labelled images have anything to teach."""
         bank = self._train_bank
+        if self.volumes:  # labels within volumes: crops that hold labelled voxels, or any
+            if self.supervised:
+                coin = torch.rand(1, generator=self.generator, device=self.generator.device)
+                if self.pretraining or float(coin) < self.joint.labelled_share:
+                    return bank.labelled_crops(self.batch_size, self.crop, self.generator)
+            return bank.crops(self.batch_size, self.crop, self.generator)
         if self._labelled_bank is not None:
             coin = torch.rand(1, generator=self.generator, device=self.generator.device)
             if self.pretraining or float(coin) < self.joint.labelled_share:
                 bank = self._labelled_bank
-        return bank.sample(self.batch_size, self.train_config.crop_size, self.generator)
+        return bank.sample(self.batch_size, self.crop, self.generator)
 
     @property
     def pretraining(self) -> bool:
@@ -157,6 +183,12 @@ class JointModule(TrainingModule):
     def validation_step(self, batch: int, batch_idx: int) -> None:
         generator = self.validation_generator(batch_idx)
         sample = self._val_bank.image(batch_idx)
+        if self.volumes:  # memory bounded by the crop; one with labels where there are some
+            sample = (
+                self._val_bank.labelled_crops(1, self.crop, generator)
+                if self.supervised
+                else centre_crop(sample, self.crop)
+            )
         noisy = sample[:, : self._train_bank.channels]
         masking = self.masking.model_copy(update={"mode": "grid"})
         masked, positions = mask_batch(noisy, masking, generator=generator)
@@ -184,6 +216,7 @@ def train_joint(
     *,
     labels: LabelsLike | None = None,
     ignore_label: int | None = None,
+    background_labels: Sequence[int] = (0,),
     style_segmenter: TrainedModel | str | os.PathLike | None = None,
     init: TrainedModel | str | os.PathLike | None = None,
     unet: UNetConfig | None = None,
@@ -218,32 +251,55 @@ def train_joint(
     train = train or TrainConfig()
     if supervised:
         check_target(joint.segment_target, joint.segment_loss)
+        check_label_values(ignore_label, background_labels)
     start = _as_model(init, role="denoiser", what="--init") if init is not None else None
     style = (
         _as_model(style_segmenter, role="segmenter", what="--style-segmenter")
         if style_segmenter is not None
         else None
     )
-    if unet.dims != 2 or (start is not None and start.denoiser.config.dims != 2):
+    if start is not None and start.denoiser.config.dims != unet.dims:
+        dims = start.denoiser.config.dims
+        source = f"--init {init}" if not isinstance(init, TrainedModel) else "init"
+        raise InputError(f"{source}: a {dims}-D denoiser; train with --dims {dims}")
+    if style is not None and style.segmenter.config.dims != unet.dims:
+        dims = style.segmenter.config.dims
         source = (
-            f"--init {init}: " if start is not None and not isinstance(init, TrainedModel) else ""
+            f"--style-segmenter {style_segmenter}"
+            if not isinstance(style_segmenter, TrainedModel)
+            else "style segmenter"
         )
-        raise InputError(f"{source}joint training is 2-D only; 3-D models train with train n2v")
+        raise InputError(f"{source}: a {dims}-D segmenter; train with --dims {dims}")
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    data = prepare_training_data(
-        images,
-        labels,
-        min_size=(start.denoiser.config if start is not None else unet).min_size,
-        val_fraction=train.val_fraction,
-        seed=train.seed,
-        normalization=start.normalization if start is not None else None,
-        target=joint.segment_target,
-        ignore_label=ignore_label,
-        axes=axes,
-        stream=train.stream,
-        cache_mb=train.cache_mb,
-    )
+    labelled = {
+        "normalization": start.normalization if start is not None else None,
+        "target": joint.segment_target,
+        "ignore_label": ignore_label,
+        "background_labels": tuple(background_labels),
+        "axes": axes,
+        "stream": train.stream,
+        "cache_mb": train.cache_mb,
+    }
+    if unet.dims == 3:
+        check_3d_options(start.denoiser.config if start is not None else unet, masking, train)
+        data = prepare_training_volumes(
+            images,
+            labels,
+            unet=start.denoiser.config if start is not None else unet,
+            val_fraction=train.val_fraction,
+            seed=train.seed,
+            **labelled,
+        )
+    else:
+        data = prepare_training_data(
+            images,
+            labels,
+            min_size=(start.denoiser.config if start is not None else unet).min_size,
+            val_fraction=train.val_fraction,
+            seed=train.seed,
+            **labelled,
+        )
     channels = data.channels
     unet = unet.model_copy(update={"in_channels": channels, "out_channels": channels})
     # copies: a library call never trains or freezes the networks it is given
@@ -300,6 +356,7 @@ def train_joint(
             "loading": data.loading,
             "labelled_images": data.labelled_count,
             "ignore_label": ignore_label,
+            "background_labels": list(background_labels),
             "validation_images": data.validation_count,
             **({"axes": axes.upper()} if axes is not None else {}),
             # the N2V term keeps the denoiser a blind-spot predictor, so it can blend with

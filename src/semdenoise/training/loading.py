@@ -29,6 +29,7 @@ from semdenoise.io.images import (
     SUPPORTED_INPUTS,
     list_image_files,
     read_image,
+    read_label_ids,
     read_training_images,
     read_training_labels,
 )
@@ -218,6 +219,7 @@ def prepare_training_data(
     normalization: Normalization | None = None,
     target: SegTarget = "foreground",
     ignore_label: int | None = None,
+    background_labels: Sequence[int] = (0,),
     labelled_only: bool = False,
     axes: str | None = None,
     stream: bool | None = False,
@@ -243,6 +245,7 @@ def prepare_training_data(
             normalization=normalization,
             target=target,
             ignore_label=ignore_label,
+            background_labels=background_labels,
             labelled_only=labelled_only,
             axes=axes,
             cache_mb=cache_mb,
@@ -276,6 +279,7 @@ def prepare_training_data(
                     named[i][1].shape[-2:],
                     target=target,
                     ignore_label=ignore_label,
+                    background_labels=background_labels,
                     source=named_labels[i][0],
                 )
                 for i in ids
@@ -337,6 +341,31 @@ def check_volume(volume: np.ndarray, unet: UNetConfig, *, source: str, channels:
         )
 
 
+def _volume_files(images: str | os.PathLike) -> list[Path]:
+    path = Path(images)
+    if path.is_dir() and path.suffix.lower() != ".zarr":
+        files = list_image_files(path)
+        if not files:
+            raise InputError(f"{path}: folder holds no image files")
+        return files
+    return [path]
+
+
+def _volumes_of(
+    arrays: list[tuple[str, np.ndarray]], axes: str | None
+) -> list[tuple[str, np.ndarray]]:
+    """One named (Z, Y, X) or (C, Z, Y, X) volume per sample of each named array."""
+    if axes is None:
+        return arrays
+    named = []
+    for source, array in arrays:
+        parts = Layout.of(array, axes, volume=True, source=source).volumes(array)
+        named.extend(
+            (source if len(parts) == 1 else f"{source}[{s}]", v) for s, v in enumerate(parts)
+        )
+    return named
+
+
 def load_training_volumes(
     images: ImagesLike, unet: UNetConfig, *, axes: str | None = None
 ) -> list[tuple[str, np.ndarray]]:
@@ -344,14 +373,7 @@ def load_training_volumes(
     or a list of them. Unlike 2-D training, a stack is one volume, not many images.
     Declared ``axes`` (io/axes.py): one volume per sample, (C, Z, Y, X) with channels."""
     if isinstance(images, str | os.PathLike):
-        path = Path(images)
-        if path.is_dir() and path.suffix.lower() != ".zarr":
-            files = list_image_files(path)
-            if not files:
-                raise InputError(f"{path}: folder holds no image files")
-        else:
-            files = [path]
-        arrays = [(str(file), read_image(file, axes=axes)) for file in files]
+        arrays = [(str(file), read_image(file, axes=axes)) for file in _volume_files(images)]
     else:
         given = [images] if isinstance(images, np.ndarray) else list(images)
         if not given:
@@ -360,15 +382,7 @@ def load_training_volumes(
             (f"volumes[{index}]", check_image(array, source=f"volumes[{index}]", axes=axes))
             for index, array in enumerate(given)
         ]
-    named = []
-    for source, array in arrays:
-        if axes is None:
-            named.append((source, array))
-            continue
-        parts = Layout.of(array, axes, volume=True, source=source).volumes(array)
-        named.extend(
-            (source if len(parts) == 1 else f"{source}[{s}]", v) for s, v in enumerate(parts)
-        )
+    named = _volumes_of(arrays, axes)
     channels = image_channels(named, spatial=3)
     for source, volume in named:
         check_volume(volume, unet, source=source, channels=channels)
@@ -376,31 +390,103 @@ def load_training_volumes(
     return named
 
 
+def load_training_label_volumes(
+    labels: LabelsLike,
+    images: ImagesLike,
+    named: list[tuple[str, np.ndarray]],
+    *,
+    axes: str | None = None,
+) -> NamedLabels:
+    """Label volumes (values kept) matching the named volumes one to one, each of the
+    same (Z, Y, X) shape; ``None`` for an unlabelled volume (a labels folder beside an
+    images folder pairs files by stem, as in 2-D; a list of arrays may hold ``None``).
+    A shape that does not match is a one-line error naming both."""
+    label_axes = without_channels(axes)
+    labels_folder, images_folder = _folder(labels), _folder(images)
+    if labels_folder is not None and images_folder is not None:
+        by_stem = {file.stem: file for file in list_image_files(labels_folder)}
+        stray = sorted(set(by_stem) - {f.stem for f in list_image_files(images_folder)})
+        if stray:
+            raise InputError(
+                f"{by_stem[stray[0]]}: no image named {stray[0]!r} in {images_folder} "
+                "(labels pair with images by file name)"
+            )
+        arrays: list[tuple[str, np.ndarray | None]] = []
+        for file in list_image_files(images_folder):
+            if file.stem not in by_stem:
+                arrays.append((f"{file} (unlabelled)", None))
+            else:
+                label_file = by_stem[file.stem]
+                arrays.append((str(label_file), read_label_ids(label_file, axes=label_axes)))
+    elif isinstance(labels, str | os.PathLike):
+        arrays = [
+            (str(file), read_label_ids(file, axes=label_axes)) for file in _volume_files(labels)
+        ]
+    else:
+        given = [labels] if isinstance(labels, np.ndarray) else list(labels)
+        arrays = [
+            (f"labels[{i}]", None if a is None else check_label_ids(a, source=f"labels[{i}]"))
+            for i, a in enumerate(given)
+        ]
+    paired: NamedLabels = []
+    for source, array in arrays:
+        if array is None:
+            paired.append((source, None))
+        else:
+            paired.extend(_volumes_of([(source, array)], label_axes))
+    if len(paired) != len(named):
+        raise InputError(
+            f"{len(paired)} label volume(s) for {len(named)} image volume(s): labels must "
+            "match the volumes one to one"
+        )
+    for (image_source, volume), (label_source, label) in zip(named, paired, strict=True):
+        if label is not None and label.shape != volume.shape[-3:]:
+            raise InputError(
+                f"{label_source}: labels of shape {label.shape} do not match the volume "
+                f"{image_source} of shape {volume.shape[-3:]}"
+            )
+    return paired
+
+
 def split_volumes(
-    named: list[tuple[str, np.ndarray]], val_fraction: float, *, seed: int, unet: UNetConfig
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    named: list[tuple[str, np.ndarray]],
+    val_fraction: float,
+    *,
+    seed: int,
+    unet: UNetConfig,
+    planes: Sequence[Sequence[np.ndarray]] | None = None,
+) -> tuple[list, list]:
     """Training and validation volumes.
 
     With enough volumes, whole ones are held out (as 2-D holds out whole images). With
     fewer (typically a single volume), a slab of ``val_fraction`` at the end of each
     volume's longest axis is held out, when both parts stay large enough for the net.
+    ``planes``: per volume, (Z, Y, X) arrays split exactly as it is (the label target
+    and weight); then each part is a tuple (volume, *its planes).
     """
+    parts = [
+        (volume, *(planes[i] if planes is not None else ())) for i, (_, volume) in enumerate(named)
+    ]
+
+    def result(items: list[tuple]) -> list:
+        return items if planes is not None else [item[0] for item in items]
+
     n_val = int(val_fraction * len(named))
     if n_val >= 1 or val_fraction == 0:
         train_ids, val_ids = split_by_image(len(named), val_fraction, seed=seed)
-        return [named[i][1] for i in train_ids], [named[i][1] for i in val_ids]
+        return result([parts[i] for i in train_ids]), result([parts[i] for i in val_ids])
     train, val = [], []
-    for source, volume in named:
+    for (source, volume), part in zip(named, parts, strict=True):
         cut = validation_slab(volume.shape, val_fraction, unet)
         if cut is None:
             logger.info("%s: too small to hold out a validation slab", source)
-            train.append(volume)
+            train.append(part)
             continue
         axis, at = cut
-        first, second = np.split(volume, [at], axis=volume.ndim - 3 + axis)
-        train.append(first)
-        val.append(second)
-    return train, val
+        halves = [np.split(a, [at], axis=a.ndim - 3 + axis) for a in part]
+        train.append(tuple(h[0] for h in halves))
+        val.append(tuple(h[1] for h in halves))
+    return result(train), result(val)
 
 
 def validation_slab(
@@ -417,17 +503,35 @@ def validation_slab(
 
 def prepare_training_volumes(
     images: ImagesLike,
+    labels: LabelsLike | None = None,
     *,
     unet: UNetConfig,
     val_fraction: float,
     seed: int,
+    normalization: Normalization | None = None,
+    target: SegTarget = "foreground",
+    ignore_label: int | None = None,
+    background_labels: Sequence[int] = (0,),
+    labelled_only: bool = False,
     axes: str | None = None,
     stream: bool | None = False,
     cache_mb: int = 512,
 ) -> TrainingData:
     """Load, check, split and normalise 3-D training volumes (statistics of the
-    training part); ``stream``, ``cache_mb`` as in :func:`prepare_training_data`."""
+    training part).
+
+    With labels, each volume carries a target and a weight volume
+    (:func:`semdenoise.models.targets.encode_labels`) that are split with it, so a
+    held-out slab keeps its own labels; a slab without any labelled voxel validates
+    with a segmentation loss of 0. ``labelled_only`` drops unlabelled volumes.
+    ``stream``, ``cache_mb`` as in :func:`prepare_training_data` (volumes without labels).
+    """
     if wants_streaming(images, stream, axes=axes):
+        if labels is not None:
+            raise InputError(
+                "streamed 3-D training takes volumes without labels (train n2v --dims 3); "
+                "3-D seg and joint load their volumes in memory (--no-stream)"
+            )
         return prepare_streamed_data(
             images,
             None,
@@ -441,12 +545,46 @@ def prepare_training_volumes(
         )
     named = load_training_volumes(images, unet, axes=axes)
     channels = image_channels(named, spatial=3)
-    train, val = split_volumes(named, val_fraction, seed=seed, unet=unet)
-    normalization = Normalization.fit(train, channels=channels)
+    planes = None
+    labelled_count = 0
+    if labels is not None:
+        named_labels = load_training_label_volumes(labels, images, named, axes=axes)
+        labelled = [i for i, (_, label) in enumerate(named_labels) if label is not None]
+        if not labelled:
+            raise InputError("labels: no volume has labels")
+        if labelled_only:
+            named = [named[i] for i in labelled]
+            named_labels = [named_labels[i] for i in labelled]
+        labelled_count = len(labelled)
+        planes = [
+            encode_labels(
+                label,
+                volume.shape[-3:],
+                target=target,
+                ignore_label=ignore_label,
+                background_labels=background_labels,
+                source=label_source,
+            )
+            for (_, volume), (label_source, label) in zip(named, named_labels, strict=True)
+        ]
+        if not any(weight.any() for _, weight in planes):
+            raise InputError(
+                f"labels: no labelled voxel (every value is --ignore-label {ignore_label})"
+            )
+    train, val = split_volumes(named, val_fraction, seed=seed, unet=unet, planes=planes)
+    if planes is None:
+        train, val = [(v,) for v in train], [(v,) for v in val]
+    if normalization is None:
+        normalization = Normalization.fit([part[0] for part in train], channels=channels)
+    elif normalization.channels != channels:
+        raise InputError(
+            f"training volumes have {channels} channel(s), the model {normalization.channels}"
+        )
 
-    def bank(volumes: list[np.ndarray]) -> ImageBank:
-        normalized = [normalization.normalize(v) for v in volumes]
-        return ImageBank.from_arrays(normalized, channels=channels)
+    def bank(parts: list[tuple]) -> ImageBank:
+        normalized = [normalization.normalize(part[0]) for part in parts]
+        encoded = [tuple(part[1:]) for part in parts] if planes is not None else None
+        return ImageBank.from_arrays(normalized, encoded, channels=channels)
 
     return TrainingData(
         count=len(named),
@@ -454,6 +592,7 @@ def prepare_training_volumes(
         normalization=normalization,
         train_bank=bank(train),
         val_bank=bank(val) if val else None,
+        labelled_count=labelled_count,
         channels=channels,
     )
 
@@ -523,6 +662,7 @@ def prepare_streamed_data(
     normalization: Normalization | None = None,
     target: SegTarget = "foreground",
     ignore_label: int | None = None,
+    background_labels: Sequence[int] = (0,),
     labelled_only: bool = False,
     axes: str | None = None,
     cache_mb: int = 512,
@@ -568,6 +708,7 @@ def prepare_streamed_data(
             labels=chosen_labels,
             target=target,
             ignore_label=ignore_label,
+            background_labels=background_labels,
         )
 
     labelled_train = (

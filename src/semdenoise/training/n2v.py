@@ -167,6 +167,11 @@ def check_3d_options(unet: UNetConfig, masking: MaskingConfig, train: TrainConfi
             "--masking patch is 2-D only; a 3-D network trains on random crops "
             "(--crop-depth, --crop-size) with grid masking"
         )
+    check_3d_crop(unet, train)
+
+
+def check_3d_crop(unet: UNetConfig, train: TrainConfig) -> None:
+    """Refuse, in one line, a 3-D training crop smaller than the network needs."""
     depth, side = crop_shape(train, 3)[:2]
     if depth < unet.min_size_z or side < unet.min_size:
         raise InputError(

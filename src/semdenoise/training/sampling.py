@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ class ImageBank:
 
     stacks: list[torch.Tensor]  # each (N, C, H, W), or (N, C, Z, Y, X) for volumes
     channels: int = 1  # image channels; labels follow them
+    _counts: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_arrays(
@@ -110,14 +111,7 @@ class ImageBank:
         gives one side per spatial axis, each clipped to the smallest image along it
         (volumes: (Z, Y, X), so a volume thinner than the crop is used whole in Z).
         """
-        ndim = self.stacks[0].ndim - 2
-        if isinstance(size, int):
-            sizes = (min(size, *(min(s.shape[2:]) for s in self.stacks)),) * ndim
-        else:
-            sizes = tuple(
-                min(side, *(s.shape[2 + axis] for s in self.stacks))
-                for axis, side in enumerate(size)
-            )
+        sizes = self._crop_sizes(size)
         areas = torch.tensor(
             [float(math.prod(s.shape[2:]) * len(s)) for s in self.stacks],
             device=generator.device,
@@ -126,7 +120,7 @@ class ImageBank:
         choice = torch.multinomial(areas, batch, replacement=True, generator=generator)
         for k in choice.tolist():
             stack = self.stacks[k]
-            u = torch.rand(1 + ndim, generator=generator, device=generator.device).tolist()
+            u = torch.rand(1 + len(sizes), generator=generator, device=generator.device).tolist()
             i = int(u[0] * len(stack))
             window = tuple(
                 slice(start, start + side)
@@ -135,6 +129,72 @@ class ImageBank:
             )
             crops.append(stack[(i, slice(None), *window)])
         return torch.stack(crops)
+
+    def _crop_sizes(self, size: int | Sequence[int]) -> tuple[int, ...]:
+        ndim = self.stacks[0].ndim - 2
+        if isinstance(size, int):
+            return (min(size, *(min(s.shape[2:]) for s in self.stacks)),) * ndim
+        return tuple(
+            min(side, *(s.shape[2 + axis] for s in self.stacks)) for axis, side in enumerate(size)
+        )
+
+    def labelled_crops(
+        self, batch: int, size: int | Sequence[int], generator: torch.Generator
+    ) -> torch.Tensor:
+        """``batch`` random crops that each hold at least one labelled pixel or voxel.
+
+        Sparse volume labels (a few labelled Z slices, ``--ignore-label``) leave most
+        random crops without a labelled voxel, so most segmentation steps would learn
+        nothing: on the TRAILMAP volume (labelled slices 17 and 48 of 101, the third
+        held out) a uniform 8x64x64 crop holds labels in 17 % of draws, a 16x64x64 one
+        in 37 %, a 32x64x64 one in 71 % (2,000 draws each; a 16-deep crop holds 1,518
+        labelled voxels on average, one drawn here 4,096). A deeper crop would cover the
+        labelled slices but costs every step of a 3-D net in proportion, and no depth
+        suits slices further apart. Here a labelled voxel is drawn first (uniformly
+        over all labelled voxels of the bank), then a window uniformly among those that
+        contain it, which works for any crop depth and any label layout and still puts
+        the labelled voxel anywhere in the crop (no fixed position for the net to
+        learn). Without a weight channel every pixel is labelled: plain :meth:`crops`;
+        with no labelled voxel at all, too (the segmentation loss is then 0).
+        """
+        counts = self._labelled_counts()
+        if counts is None or not bool((counts > 0).any()):
+            return self.crops(batch, size, generator)
+        sizes = self._crop_sizes(size)
+        weight = 1 + self.channels  # the weight channel's index
+        picks = torch.multinomial(counts.reshape(-1), batch, replacement=True, generator=generator)
+        crops = []
+        for pick in picks.tolist():
+            k, index, first = (int(i) for i in np.unravel_index(pick, counts.shape))
+            stack = self.stacks[k]
+            plane = stack[index, weight, first].reshape(-1)
+            flat = int(torch.multinomial(plane, 1, generator=generator))
+            position = (first, *(int(i) for i in np.unravel_index(flat, stack.shape[3:])))
+            u = torch.rand(len(sizes), generator=generator, device=generator.device).tolist()
+            window = []
+            for side, extent, at, fraction in zip(sizes, stack.shape[2:], position, u, strict=True):
+                low, high = max(0, int(at) - side + 1), min(int(at), extent - side)
+                start = low + int(fraction * (high - low + 1))
+                window.append(slice(start, start + side))
+            crops.append(stack[(index, slice(None), *window)])
+        return torch.stack(crops)
+
+    def _labelled_counts(self) -> torch.Tensor | None:
+        """Labelled voxels per (stack, image, plane along the first spatial axis), zero
+        padded to one table; None without a weight channel. Computed once per bank."""
+        if self.stacks[0].shape[1] < self.channels + 2:
+            return None
+        if self._counts is None:
+            images = max(len(s) for s in self.stacks)
+            planes = max(s.shape[2] for s in self.stacks)
+            table = torch.zeros(len(self.stacks), images, planes, device=self.stacks[0].device)
+            for k, stack in enumerate(self.stacks):
+                weight = stack[:, self.channels + 1]
+                table[k, : len(stack), : stack.shape[2]] = weight.reshape(
+                    *weight.shape[:2], -1
+                ).sum(-1)
+            self._counts = table
+        return self._counts
 
 
 def label_planes(

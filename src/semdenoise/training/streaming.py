@@ -317,6 +317,7 @@ class StreamedBank:
         labels: Sequence[LazyImage | None] | None = None,
         target: SegTarget = "foreground",
         ignore_label: int | None = None,
+        background_labels: Sequence[int] = (0,),
     ) -> None:
         self.images = list(images)
         self.labels = None if labels is None else list(labels)
@@ -324,6 +325,7 @@ class StreamedBank:
         self.cache = cache
         self.target = target
         self.ignore_label = ignore_label
+        self.background_labels = tuple(background_labels)
         self.weighted = labels is not None and (
             ignore_label is not None or any(label is None for label in labels)
         )
@@ -355,6 +357,7 @@ class StreamedBank:
             labels=None if self.labels is None else [self.labels[i] for i in order],
             target=self.target,
             ignore_label=self.ignore_label,
+            background_labels=self.background_labels,
         )
         share.weighted, share.device = self.weighted, self.device
         return share
@@ -381,7 +384,12 @@ class StreamedBank:
         )
         ids = check_label_ids(self.cache.read(label, wide), source=label.source)
         target, weight = encode_labels(
-            ids, ids.shape, target=self.target, ignore_label=self.ignore_label, source=label.source
+            ids,
+            ids.shape,
+            target=self.target,
+            ignore_label=self.ignore_label,
+            background_labels=self.background_labels,
+            source=label.source,
         )
         inner = tuple(
             slice(w.start - v.start, w.stop - v.start) for w, v in zip(window, wide, strict=True)
