@@ -83,9 +83,7 @@ def _denoise_chunk(
     source = f"{plan.source}[{where}]"
     # the halo is context: predicted with, never padded again, not returned
     context = [(s.start, size - s.stop) for s, size in zip(inner, block.shape, strict=True)]
-    denoised = denoise(
-        plan.model, block, axes=axes, source=source, context=context, **plan.options
-    )
+    denoised = denoise(plan.model, block, axes=axes, source=source, context=context, **plan.options)
     output = zarr.open_array(store=plan.output, path="0", mode="r+")
     output[core] = denoised
     marker.touch()  # only after the data is in the store

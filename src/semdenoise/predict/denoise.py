@@ -127,7 +127,9 @@ def denoise(
     if net.config.dims == 2:
         (z_before, z_after), given[2] = given[2], (0, 0)
         data = data[:, :, z_before : data.shape[2] - z_after]
-    core = tuple(slice(before, size - after) for (before, after), size in zip(given, data.shape))
+    core = tuple(
+        slice(before, size - after) for (before, after), size in zip(given, data.shape, strict=True)
+    )
     denoised = np.empty(data[core].shape, dtype=np.float32)
     runner = prepared(net, device)  # BatchNorm folded once, for every slice and pass
     tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}

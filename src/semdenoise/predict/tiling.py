@@ -130,9 +130,7 @@ def prepared(net: UNet | InferenceNet, device: torch.device | str = "cpu") -> In
     return inference_network(net, torch.device(device))
 
 
-def _padding(
-    size: int, halo: int, multiple: int, given: tuple[int, int]
-) -> tuple[int, int, int]:
+def _padding(size: int, halo: int, multiple: int, given: tuple[int, int]) -> tuple[int, int, int]:
     """Padding before and after one axis of ``size`` whose ends carry ``given`` pixels of
     real context, and the padded size: each end gets at least ``halo`` of context in all,
     the part to predict starts on the pooling grid, the padded size is a multiple of it."""
@@ -206,7 +204,9 @@ def predict_tiled(
         for h, m in zip(radii if halo is None else _per_axis(halo, dims), multiples, strict=True)
     )
     given = ((0, 0),) * dims if context is None else tuple(map(tuple, context))
-    if len(given) != dims or any(b < 0 or a < 0 or b + a >= n for (b, a), n in zip(given, shape)):
+    if len(given) != dims or any(
+        b < 0 or a < 0 or b + a >= n for (b, a), n in zip(given, shape, strict=True)
+    ):
         raise ValueError(f"context {context} does not fit an image of shape {shape}")
     pads = [_padding(*axis) for axis in zip(shape, halos, multiples, given, strict=True)]
     padded_shape = tuple(size for _, _, size in pads)
