@@ -7,13 +7,19 @@ variants interleaved (A B C A B C ...) so a neighbour's load falls on all of the
 alike; the median of ``--repeats`` runs per variant. The baseline's source is taken
 from git (``git archive --baseline-rev``) into a temporary folder and run with
 ``PYTHONPATH`` pointing at it; this checkout's ``src`` runs the others.
-``--posterior`` times, in the same way, a model with a learned noise model (a variance
-head: ``denoise`` then makes 16 blind-spot passes for the posterior mean).
+A variant ``...:posterior=1`` uses a model with a learned noise model instead (a
+variance head: ``denoise`` then makes 16 blind-spot passes for the posterior mean).
+``--network-3d`` adds the 3-D network alone: the contiguous layout 3-D prediction used
+before against the channels-last, fused-decoder one, interleaved in one process.
 
-    python benchmarks/zarr_speed.py                  # 16 MP, 3 repeats, ~6 min on 2 cores
+    python benchmarks/zarr_speed.py                  # 16 MP, 3 repeats, ~8 min on 2 cores
+    python benchmarks/zarr_speed.py --megapixels 1 --variants baseline new \
+        baseline:posterior=1 new:posterior=1 --out benchmarks/results/zarr_speed_posterior.json
 
 Prints a markdown table and writes ``benchmarks/results/zarr_speed.json`` (with the
-machine's load average before and after). Run it alone for numbers to quote.
+machine's load average before and after each run). Speed-ups are the median of the
+per-repeat ratios (baseline / variant, same repeat); beside wall time it records each
+run's CPU time, which a busy machine disturbs less. Run it alone for numbers to quote.
 """
 
 from __future__ import annotations
@@ -38,14 +44,15 @@ DEFAULT_VARIANTS = ["baseline", "new", "new:workers=2", "new:chunk=2048"]
 
 
 def parse_variant(text: str) -> dict:
-    """``code[:key=value,...]``: code is ``baseline`` or ``new``; keys workers, chunk."""
+    """``code[:key=value,...]``: code is ``baseline`` or ``new``; keys workers, chunk,
+    posterior (0 or 1)."""
     code, _, rest = text.partition(":")
     if code not in ("baseline", "new"):
         raise SystemExit(f"variant {text!r}: code must be baseline or new")
-    variant = {"name": text, "code": code, "workers": 1, "chunk": 1024}
+    variant = {"name": text, "code": code, "workers": 1, "chunk": 1024, "posterior": 0}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("workers", "chunk"):
+        if key not in ("workers", "chunk", "posterior"):
             raise SystemExit(f"variant {text!r}: unknown option {key!r}")
         variant[key] = int(value)
     return variant
@@ -65,7 +72,7 @@ def child(args: argparse.Namespace) -> None:
     """One run: denoise the input Zarr with the code on PYTHONPATH; one JSON line."""
     import semdenoise as sd
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     sd.denoise_zarr(
         args.model,
         args.input,
@@ -74,8 +81,13 @@ def child(args: argparse.Namespace) -> None:
         workers=args.workers,
         progress_every=600,
     )
-    seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "code": sd.__file__}))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    row = {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    print(json.dumps(row | {"code": sd.__file__}))
 
 
 # ----------------------------------------------------------------- in the parent
@@ -144,7 +156,8 @@ def baseline_source(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def run_once(variant: dict, src: Path, model: Path, source: Path, work: Path) -> dict:
+def run_once(variant: dict, src: Path, models: dict, source: Path, work: Path) -> dict:
+    model = models[bool(variant["posterior"])]
     target = work / "out.zarr"
     command = [
         sys.executable,
@@ -170,13 +183,56 @@ def run_once(variant: dict, src: Path, model: Path, source: Path, work: Path) ->
     row = json.loads(done.stdout.strip().splitlines()[-1])
     if not Path(row["code"]).resolve().is_relative_to(src.resolve()):
         raise RuntimeError(f"{variant['name']} imported {row['code']}, not {src}")
-    return {"seconds": row["seconds"], "peak_rss_mib": row["peak_rss_mib"], "load_1min": load}
+    return {
+        "seconds": row["seconds"],
+        "peak_rss_mib": row["peak_rss_mib"],
+        "load_1min": load,
+    }
+
+
+def network_3d(repeats: int) -> dict:
+    """The 3-D CPU preset network on one 48x96x96 window: BatchNorm folded in both, the
+    contiguous layout 3-D prediction used before, then channels-last, then with the fused
+    decoder (the default now); interleaved in one process, median of ``repeats``."""
+    import torch
+
+    from semdenoise.config import cpu_unet
+    from semdenoise.models.unet import UNet
+    from semdenoise.predict.inference import inference_network
+
+    torch.manual_seed(0)
+    net = UNet(cpu_unet(dims=3)).eval()
+    window = torch.randn(1, 1, 48, 96, 96)
+    runners = {
+        "contiguous (before)": inference_network(net, channels_last=False),
+        "channels-last": inference_network(net, fused_decoder=False),
+        "channels-last + fused decoder (now)": inference_network(net),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    with torch.inference_mode():
+        for runner in runners.values():
+            runner(window)  # warm-up
+        for _ in range(max(repeats, 5)):
+            for name, runner in runners.items():
+                start = time.perf_counter()
+                runner(window)
+                times[name].append(time.perf_counter() - start)
+    first = statistics.median(times["contiguous (before)"])
+    return {
+        name: {
+            "seconds": own,
+            "seconds_median": statistics.median(own),
+            "speedup_vs_contiguous": first / statistics.median(own),
+        }
+        for name, own in times.items()
+    }
 
 
 def summary(runs: list[dict], megapixels: float) -> dict:
     seconds = [r["seconds"] for r in runs]
     median = statistics.median(seconds)
     return {
+        "cpu_seconds_median": statistics.median(r["cpu_seconds"] for r in runs),
         "seconds_median": median,
         "seconds_min": min(seconds),
         "seconds_max": max(seconds),
@@ -199,13 +255,13 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=None,
-        help="baseline|new[:workers=N,chunk=C] (default: "
-        + " ".join(DEFAULT_VARIANTS)
-        + "; with --posterior: baseline new)",
+        default=DEFAULT_VARIANTS,
+        help="baseline|new[:workers=N,chunk=C,posterior=1] (default: %(default)s)",
     )
     parser.add_argument(
-        "--posterior", action="store_true", help="a model with a learned noise model"
+        "--network-3d",
+        action="store_true",
+        help="also the 3-D network alone, in-process",
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -219,10 +275,10 @@ def main() -> None:
         child(args)
         return
     sys.path.insert(0, str(ROOT / "src"))  # the parent writes model and input with this code
-    names = args.variants or (["baseline", "new"] if args.posterior else DEFAULT_VARIANTS)
-    variants = [parse_variant(v) for v in names]
-    name = "zarr_speed_posterior.json" if args.posterior else "zarr_speed.json"
-    out = args.out or ROOT / "benchmarks" / "results" / name
+    variants = [parse_variant(v) for v in args.variants]
+    if not any(v["code"] == "baseline" for v in variants):
+        raise SystemExit("--variants needs a baseline variant to compare with")
+    out = args.out or ROOT / "benchmarks" / "results" / "zarr_speed.json"
     results: dict = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "baseline_rev": args.baseline_rev,
@@ -233,8 +289,8 @@ def main() -> None:
             check=False,
         ).stdout.strip()
         + (" (+ uncommitted changes)" if _dirty() else ""),
-        "model": "CPU preset (depth 3, 16 ch), untrained, "
-        + ("variance head + gaussian noise model (posterior)" if args.posterior else "plain"),
+        "model": "CPU preset (depth 3, 16 ch), untrained; posterior=1: with a variance "
+        "head and a Gaussian noise model (16 blind-spot passes)",
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
@@ -248,17 +304,21 @@ def main() -> None:
             "baseline": baseline_source(args.baseline_rev, work / "baseline"),
             "new": ROOT / "src",
         }
-        model = work / "model.pt"
-        write_model(model, args.posterior)
+        models = {posterior: work / f"model_{posterior}.pt" for posterior in (False, True)}
+        for posterior, path in models.items():
+            write_model(path, posterior)
         for megapixels in args.megapixels:
             source = work / "in.zarr"
             side = write_input(source, megapixels)
             true_mp = side * side / 1e6
             runs: dict[str, list[dict]] = {v["name"]: [] for v in variants}
-            print(f"## {true_mp:.1f} MP ({side}x{side}), {args.repeats} repeats", flush=True)
+            print(
+                f"## {true_mp:.1f} MP ({side}x{side}), {args.repeats} repeats",
+                flush=True,
+            )
             for repeat in range(args.repeats):
                 for variant in variants:
-                    row = run_once(variant, sources[variant["code"]], model, source, work)
+                    row = run_once(variant, sources[variant["code"]], models, source, work)
                     runs[variant["name"]].append(row)
                     print(
                         f"  repeat {repeat + 1} {variant['name']}: {row['seconds']:.1f} s "
@@ -266,20 +326,40 @@ def main() -> None:
                         flush=True,
                     )
             shutil.rmtree(source)
-            base = runs.get("baseline")
             rows = {}
             for variant in variants:
                 own = runs[variant["name"]]
                 row = summary(own, true_mp) | {"variant": variant, "runs": own}
-                if base:  # interleaved pairs: the ratio of each repeat, then the median
+                # against the first baseline of the same model; interleaved pairs: the
+                # ratio of each repeat, then the median
+                base = next(
+                    (
+                        runs[v["name"]]
+                        for v in variants
+                        if v["code"] == "baseline" and v["posterior"] == variant["posterior"]
+                    ),
+                    None,
+                )
+                if base:
                     ratios = [b["seconds"] / r["seconds"] for b, r in zip(base, own, strict=True)]
                     row["speedup_vs_baseline_median"] = statistics.median(ratios)
                     row["speedup_vs_baseline_range"] = [min(ratios), max(ratios)]
+                    row["cpu_speedup_vs_baseline_median"] = statistics.median(
+                        b["cpu_seconds"] / r["cpu_seconds"] for b, r in zip(base, own, strict=True)
+                    )
                 rows[variant["name"]] = row
             results["sizes"][f"{true_mp:.1f}"] = rows
             print(
                 table(
-                    ["path", "MP", "s (median)", "s (range)", "MP/s", "speed-up", "peak RSS MiB"],
+                    [
+                        "path",
+                        "MP",
+                        "s (median)",
+                        "s (range)",
+                        "MP/s",
+                        "speed-up",
+                        "peak RSS MiB",
+                    ],
                     [
                         [
                             n,
@@ -290,6 +370,10 @@ def main() -> None:
                             f"{r['speedup_vs_baseline_median']:.2f}x"
                             if "speedup_vs_baseline_median" in r
                             else "",
+                            f"{r['cpu_seconds_median']:.1f}",
+                            f"{r['cpu_speedup_vs_baseline_median']:.2f}x"
+                            if "cpu_speedup_vs_baseline_median" in r
+                            else "",
                             f"{r['peak_rss_mib']:.0f}",
                         ]
                         for n, r in rows.items()
@@ -297,6 +381,22 @@ def main() -> None:
                 ),
                 flush=True,
             )
+    if args.network_3d:
+        results["network_3d"] = network_3d(args.repeats)
+        print(
+            table(
+                ["3-D CPU preset, 48x96x96 window", "s (median)", "speed-up"],
+                [
+                    [
+                        n,
+                        f"{r['seconds_median']:.2f}",
+                        f"{r['speedup_vs_contiguous']:.2f}x",
+                    ]
+                    for n, r in results["network_3d"].items()
+                ],
+            ),
+            flush=True,
+        )
     results["machine"]["load_after"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
