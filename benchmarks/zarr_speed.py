@@ -183,11 +183,8 @@ def run_once(variant: dict, src: Path, models: dict, source: Path, work: Path) -
     row = json.loads(done.stdout.strip().splitlines()[-1])
     if not Path(row["code"]).resolve().is_relative_to(src.resolve()):
         raise RuntimeError(f"{variant['name']} imported {row['code']}, not {src}")
-    return {
-        "seconds": row["seconds"],
-        "peak_rss_mib": row["peak_rss_mib"],
-        "load_1min": load,
-    }
+    kept = {key: row[key] for key in ("seconds", "cpu_seconds", "peak_rss_mib")}
+    return kept | {"load_1min": load}
 
 
 def network_3d(repeats: int) -> dict:
@@ -321,7 +318,8 @@ def main() -> None:
                     row = run_once(variant, sources[variant["code"]], models, source, work)
                     runs[variant["name"]].append(row)
                     print(
-                        f"  repeat {repeat + 1} {variant['name']}: {row['seconds']:.1f} s "
+                        f"  repeat {repeat + 1} {variant['name']}: {row['seconds']:.1f} s, "
+                        f"CPU {row['cpu_seconds']:.1f} s "
                         f"(load {row['load_1min']:.2f})",
                         flush=True,
                     )
@@ -358,6 +356,8 @@ def main() -> None:
                         "s (range)",
                         "MP/s",
                         "speed-up",
+                        "CPU s (median)",
+                        "CPU speed-up",
                         "peak RSS MiB",
                     ],
                     [
