@@ -3,8 +3,8 @@
 Every chunk is read with a halo of the network's receptive radius, denoised by the
 same in-memory path as :func:`semdenoise.predict.denoise` (same tiling, same stored
 normalisation; the halo passed as context, so it is not padded a second time) and
-written straight into its region of the output Zarr, so memory
-follows the chunk and the tile, never the image. Where the chunks and halos lie and
+written straight into its region of the output Zarr, so memory follows the chunk and
+the tile, never the image. Where the chunks and halos lie and
 what identifies a run is planned in :mod:`semdenoise.predict.chunk_plan`; the tasks run
 on Dask in :mod:`semdenoise.predict.chunk_run`. This module checks the input and keeps
 the output: when every chunk is written, the downsampled levels of an OME-NGFF pyramid
@@ -93,10 +93,11 @@ def denoise_zarr(
         rounded up to the network's pooling cell. Memory per worker is about
         chunk + halo, plus the tiled predictor's windows (``tile_size``, ``batch_size``).
     scheduler
-        ``None`` or ``"threads"``: local threads (``workers`` of them, default 1: torch
-        already spreads one chunk over every core, and on 2 cores two workers of one
-        thread each were no faster while holding two chunks in memory; see
-        docs/volumes.md); ``"synchronous"``; an address
+        ``None`` or ``"threads"``: local threads (``workers`` of them, each working on
+        its own chunk with its share of torch's threads; default 1, since torch already
+        spreads one chunk over every core: two were faster in 4 of 6 timed pairs on 2
+        busy cores, holding two chunks in memory, docs/volumes.md); ``"synchronous"``;
+        an address
         such as ``"tcp://host:8786"`` of a running ``dask.distributed`` scheduler, or a
         ``distributed.Client``. The paths must be reachable from every worker.
     resume
