@@ -217,6 +217,7 @@ def _denoise_plane(
 ) -> np.ndarray:
     """One (C, Y, X) plane denoised, in the input's units; without its context
     (``tiling["context"]``, (before, after) in Y and X), if it has any."""
+    tiling = dict(tiling)  # the caller's options stay as they are
     (y_before, y_after), (x_before, x_after) = context = tiling.pop("context")
     core = (slice(None), slice(y_before, plane.shape[1] - y_after))
     core += (slice(x_before, plane.shape[2] - x_after),)
