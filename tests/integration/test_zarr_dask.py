@@ -1,5 +1,7 @@
 """Larger-than-memory prediction: Zarr in, Dask chunks with a halo, Zarr out, resumable."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -273,3 +275,72 @@ def test_a_permission_problem_is_said_as_such(tmp_path, stack, monkeypatch):
     monkeypatch.setattr(images, "_open_zarr_array", denied)
     with pytest.raises(sd.InputError, match=r"stack.zarr: permission denied$"):
         sd.denoise_zarr(tiny_model(), stack[0], tmp_path / "out.zarr")
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@pytest.mark.parametrize(
+    ("dims", "shape", "options"),
+    [
+        (2, (70, 101), {"chunk_size": 32}),
+        (3, (20, 40, 38), {"chunk_size": 16, "chunk_depth": 8}),
+    ],
+)
+def test_each_chunk_is_predicted_once_with_its_halo_and_no_second_one(
+    tmp_path, monkeypatch, dims, shape, options
+):
+    """The network sees every chunk with its halo (read from the neighbours, or padded
+    where the image ends), never padded again, and the output is the in-memory one."""
+    from semdenoise.predict.chunk_plan import chunk_layout
+    from semdenoise.predict.inference import InferenceNet
+
+    torch.manual_seed(0)
+    config = sd.UNetConfig(dims=dims, depth=2 if dims == 2 else 1, base_channels=4)
+    model = TrainedModel(
+        kind="n2v",
+        networks={"denoiser": UNet(config).eval()},
+        normalization=Normalization(mean=100.0, std=20.0),
+    )
+    image = np.random.default_rng(6).normal(100, 20, size=shape).astype(np.float32)
+    write_zarr(tmp_path / "in.zarr", image, shape)
+    seen = []
+    forward = InferenceNet.forward
+    monkeypatch.setattr(
+        InferenceNet, "forward", lambda net, batch: seen.append(batch.shape) or forward(net, batch)
+    )
+    target = sd.denoise_zarr(model, tmp_path / "in.zarr", tmp_path / "out.zarr", **options)
+    _, halos, chunks = chunk_layout(
+        shape, config, chunk_size=options["chunk_size"], chunk_depth=options.get("chunk_depth", 1)
+    )
+    multiples = (config.z_multiple,) * (dims - 2) + (config.size_multiple,) * 2
+    expected = sorted(
+        tuple(_round_up(c + 2 * h, m) for c, h, m in zip(sizes, halos, multiples, strict=True))
+        for sizes in itertools.product(*chunks)
+    )
+    assert sorted(tuple(s[2:]) for s in seen) == expected
+    assert all(s[0] == 1 for s in seen)  # one window per chunk
+    in_memory = sd.denoise(model, image)
+    data_range = float(image.max() - image.min())
+    np.testing.assert_allclose(sd.read_image(target), in_memory, atol=1e-4 * data_range, rtol=0)
+
+
+def test_a_learned_noise_model_posterior_through_chunks_equals_in_memory(tmp_path):
+    """16 blind-spot passes per chunk, each pixel's from its own pass: the same values
+    as the in-memory posterior, with each chunk's halo as context."""
+    torch.manual_seed(0)
+    net = UNet(sd.UNetConfig(depth=2, base_channels=4, out_channels=2)).eval()
+    model = TrainedModel(
+        kind="n2v",
+        networks={"denoiser": net},
+        normalization=Normalization(mean=100.0, std=20.0),
+        training={"noise_model": {"kind": "gaussian", "offset": 0.3, "slope": 0.0}},
+    )
+    image = np.random.default_rng(7).normal(100, 20, size=(60, 70)).astype(np.float32)
+    write_zarr(tmp_path / "in.zarr", image, (60, 70))
+    target = sd.denoise_zarr(model, tmp_path / "in.zarr", tmp_path / "out.zarr", chunk_size=32)
+    data_range = float(image.max() - image.min())
+    np.testing.assert_allclose(
+        sd.read_image(target), sd.denoise(model, image), atol=1e-4 * data_range, rtol=0
+    )

@@ -79,3 +79,28 @@ def test_flops_per_pixel_counts_every_convolution():
     head = 4
     net = UNet(UNetConfig(depth=1, base_channels=4))
     assert conv_flops_per_pixel(net, side=32) == 2 * (down + bottom + up + head)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"depth": 2},
+        {"depth": 2, "xy_only_levels": 1},  # pools (1, 2, 2) first, then (2, 2, 2)
+        {"depth": 1, "residual": True, "out_channels": 2},  # residual to the mean only
+    ],
+)
+def test_3d_fused_channels_last_network_equals_the_plain_network(config):
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(dims=3, base_channels=4, **config))
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm3d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+    net.eval()
+    x = torch.randn(2, 1, 11, 37, 26)  # not multiples of the pooling cell: padded, cropped
+    runner = inference_network(net)
+    assert runner.fused_decoder and runner.channels_last  # the CPU defaults, in 3-D too
+    with torch.inference_mode():
+        torch.testing.assert_close(runner(x), net(x), atol=1e-5, rtol=1e-5)

@@ -5,7 +5,8 @@ import torch
 from semdenoise.config import UNetConfig
 from semdenoise.errors import InputError
 from semdenoise.models.unet import UNet
-from semdenoise.predict.tiling import blend_weights, predict_tiled
+from semdenoise.predict.inference import inference_network
+from semdenoise.predict.tiling import blend_weights, predict_tiled, predict_tta
 
 
 def trained_looking_net(depth: int) -> UNet:
@@ -100,3 +101,51 @@ def test_an_image_without_the_networks_channel_axis_is_refused(in_channels, shap
     net = UNet(config)
     with pytest.raises(InputError, match=needs):
         predict_tiled(net, np.zeros(shape, np.float32))
+
+
+def _input_shapes(runner) -> list[tuple[int, ...]]:
+    """The shape of every batch ``runner`` is called on, recorded as it runs."""
+    shapes: list[tuple[int, ...]] = []
+    runner.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+    return shapes
+
+
+@pytest.mark.parametrize(
+    ("config", "shape", "cut"),
+    [
+        # a crop at the image's top edge: no context above, real context below and beside
+        (UNetConfig(depth=2, base_channels=4), (150, 170), (slice(0, 96), slice(40, 120))),
+        (
+            UNetConfig(dims=3, depth=1, base_channels=4),
+            (30, 44, 46),
+            (slice(10, 20), slice(0, 24), slice(12, 34)),
+        ),
+    ],
+)
+def test_context_is_not_padded_again_and_gives_the_whole_images_values(config, shape, cut):
+    """A crop read with a halo of real context around its core (a Zarr chunk): the network
+    sees exactly that crop, padded by the halo only where the image ends, and predicts
+    the core as the whole image does."""
+    torch.manual_seed(0)
+    runner = inference_network(UNet(config).eval())
+    image = np.random.default_rng(5).normal(size=shape).astype(np.float32)
+    whole = predict_tiled(runner, image, tile_size=4096)
+    radii = (config.receptive_radius_z,)[: config.dims - 2] + (config.receptive_radius,) * 2
+    multiples = (config.z_multiple,)[: config.dims - 2] + (config.size_multiple,) * 2
+    halos = [-(-r // m) * m for r, m in zip(radii, multiples, strict=True)]
+    read = tuple(
+        slice(max(s.start - h, 0), min(s.stop + h, n))
+        for s, h, n in zip(cut, halos, shape, strict=True)
+    )
+    context = [(s.start - r.start, r.stop - s.stop) for s, r in zip(cut, read, strict=True)]
+    seen = _input_shapes(runner)
+    core = predict_tiled(runner, image[read], tile_size=4096, context=context)
+    # the chunk with its halo, and the halo padded only where the image ends
+    assert seen == [(1, 1, *(s.stop - s.start + 2 * h for s, h in zip(cut, halos, strict=True)))]
+    assert core.shape == image[cut].shape
+    data_range = float(image.max() - image.min())
+    np.testing.assert_allclose(core, whole[cut], atol=1e-4 * data_range, rtol=0)
+    if config.dims == 2:  # the 8 symmetries carry the context along
+        tta = predict_tta(runner, image[read], tile_size=4096, context=context)
+        whole_tta = predict_tta(runner, image, tile_size=4096)
+        np.testing.assert_allclose(tta, whole_tta[cut], atol=1e-4 * data_range, rtol=0)

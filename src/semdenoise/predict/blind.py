@@ -23,7 +23,8 @@ import torch
 from semdenoise.models import posterior
 from semdenoise.models.posterior import BLIND_STRIDE
 from semdenoise.models.unet import UNet
-from semdenoise.predict.tiling import predict_tiled
+from semdenoise.predict.inference import InferenceNet
+from semdenoise.predict.tiling import predict_tiled, prepared
 
 __all__ = ["BLIND_STRIDE", "blind_prediction", "window_medians"]
 
@@ -43,22 +44,34 @@ def window_medians(image: np.ndarray, radius: int) -> np.ndarray:
 
 
 def blind_prediction(
-    net: UNet,
+    net: UNet | InferenceNet,
     image: np.ndarray,
     *,
     radius: int,
     stride: int = BLIND_STRIDE,
+    context: tuple[tuple[int, int], tuple[int, int]] | None = None,
     **tiling,
 ) -> np.ndarray:
     """(outputs, Y, X) of ``net`` on a normalised (C, Y, X) or (Y, X) image, each pixel's
     from a pass in which that pixel was masked (in every channel, as training masks).
-    ``tiling``: options of :func:`predict_tiled`."""
+    ``tiling``: options of :func:`predict_tiled`; with its ``context`` the result
+    covers the image without it."""
     height, width = np.shape(image)[-2:]
+    (y_before, y_after), (x_before, x_after) = context or ((0, 0), (0, 0))
+    core = (..., slice(y_before, height - y_after), slice(x_before, width - x_after))
+    core_shape = (height - y_before - y_after, width - x_before - x_after)
+    net = prepared(net, tiling.get("device", "cpu"))  # once for every pass
 
     def predict(masked: torch.Tensor) -> torch.Tensor:
         planes = masked[0].numpy()
-        predicted = predict_tiled(net, planes[0] if len(planes) == 1 else planes, **tiling)
-        return torch.from_numpy(predicted.reshape(1, -1, height, width))
+        predicted = predict_tiled(
+            net, planes[0] if len(planes) == 1 else planes, context=context, **tiling
+        )
+        predicted = predicted.reshape(-1, *core_shape)
+        # the passes keep the pixels they masked by position in the whole image
+        whole = torch.zeros((1, len(predicted), height, width))
+        whole[core] = torch.from_numpy(predicted)
+        return whole
 
     output = posterior.blind_spot_prediction(predict, _batch(image), radius=radius, stride=stride)
-    return output[0].numpy()
+    return output[0][core].numpy()

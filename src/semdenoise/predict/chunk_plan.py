@@ -81,12 +81,13 @@ def axis_chunks(size: int, block: int, halo: int) -> tuple[int, ...]:
 def one_window_tile_size(
     chunks: tuple[tuple[int, ...], ...], halos: tuple[int, ...], config: UNetConfig
 ) -> int:
-    """The tile size that predicts a 2-D network's chunk in one window: fewest pixels
-    spent on window halos (the predictor pads each chunk again by the halo). A 3-D
-    network keeps the in-memory default side, since its windows follow a voxel budget."""
+    """The tile size that predicts a 2-D network's chunk with its halo in one window:
+    fewest pixels spent on window halos (the halo is context, padded only at the image's
+    borders). A 3-D network keeps the in-memory default side, since its windows follow a
+    voxel budget."""
     if config.dims != 2:
         return DEFAULT_TILE_SIZE
-    return max(max(chunks[-1]), max(chunks[-2])) + 4 * halos[-1]
+    return max(max(chunks[-1]), max(chunks[-2])) + 2 * halos[-1]
 
 
 def chunk_regions(plan: ChunkPlan, block_id: tuple[int, ...]) -> tuple[tuple[slice, ...], ...]:

@@ -1,7 +1,8 @@
 """Run a chunk plan on Dask: one task per chunk, on local threads or a distributed cluster.
 
 Every chunk is read with its halo (``dask.array.map_overlap``), denoised by the same
-in-memory path as :func:`semdenoise.predict.denoise` and written straight into its
+in-memory path as :func:`semdenoise.predict.denoise` (the halo given as context, so
+only the image's own borders are padded) and written straight into its
 region of the output Zarr, so memory follows the chunk and the tile, never the image.
 The tasks return a token, not the data; a chunk whose marker exists is skipped, which
 is how a stopped run resumes. Where the chunks lie is decided in
@@ -80,9 +81,11 @@ def _denoise_chunk(
     # a stack's slices (SYX) or a volume (ZYX): never a model's stored axes
     axes = "ZYX" if plan.model.denoiser.config.dims == 3 else stack_axes(block.ndim)
     source = f"{plan.source}[{where}]"
-    denoised = denoise(plan.model, block, axes=axes, source=source, **plan.options)
+    # the halo is context: predicted with, never padded again, not returned
+    context = [(s.start, size - s.stop) for s, size in zip(inner, block.shape, strict=True)]
+    denoised = denoise(plan.model, block, axes=axes, source=source, context=context, **plan.options)
     output = zarr.open_array(store=plan.output, path="0", mode="r+")
-    output[core] = denoised[inner]
+    output[core] = denoised
     marker.touch()  # only after the data is in the store
     if plan.on_chunk is not None:
         plan.on_chunk(block_id)

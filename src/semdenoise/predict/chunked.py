@@ -2,8 +2,9 @@
 
 Every chunk is read with a halo of the network's receptive radius, denoised by the
 same in-memory path as :func:`semdenoise.predict.denoise` (same tiling, same stored
-normalisation) and written straight into its region of the output Zarr, so memory
-follows the chunk and the tile, never the image. Where the chunks and halos lie and
+normalisation; the halo passed as context, so it is not padded a second time) and
+written straight into its region of the output Zarr, so memory follows the chunk and
+the tile, never the image. Where the chunks and halos lie and
 what identifies a run is planned in :mod:`semdenoise.predict.chunk_plan`; the tasks run
 on Dask in :mod:`semdenoise.predict.chunk_run`. This module checks the input and keeps
 the output: when every chunk is written, the downsampled levels of an OME-NGFF pyramid
@@ -92,8 +93,11 @@ def denoise_zarr(
         rounded up to the network's pooling cell. Memory per worker is about
         chunk + halo, plus the tiled predictor's windows (``tile_size``, ``batch_size``).
     scheduler
-        ``None`` or ``"threads"``: local threads (``workers`` of them, default 1, since
-        torch already uses every core for one chunk); ``"synchronous"``; an address
+        ``None`` or ``"threads"``: local threads (``workers`` of them, each working on
+        its own chunk with its share of torch's threads; default 1, since torch already
+        spreads one chunk over every core: two were faster in 4 of 6 timed pairs on 2
+        busy cores, holding two chunks in memory, docs/volumes.md); ``"synchronous"``;
+        an address
         such as ``"tcp://host:8786"`` of a running ``dask.distributed`` scheduler, or a
         ``distributed.Client``. The paths must be reachable from every worker.
     resume
@@ -101,8 +105,9 @@ def denoise_zarr(
         the chunks it already wrote; ``False`` starts over.
     tile_size
         Largest window side of the tiled predictor; by default one window covers a
-        chunk with its halo (the predictor pads each chunk again by the halo, so a chunk
-        of side c costs about (c + 4 halo)^2 pixels of network work).
+        chunk with its halo. The halo is context, never padded again (only the image's
+        own borders are), so a chunk of side c costs (c + 2 halo)^2 pixels of network
+        work.
     on_chunk
         Called with the chunk's block index after it is written (progress, tests).
 

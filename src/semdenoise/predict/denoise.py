@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ from semdenoise.io.model_file import load_model
 from semdenoise.models.noise_model import NoiseModel, posterior_mean, predicted_variance
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.blind import blind_prediction
+from semdenoise.predict.inference import InferenceNet
 from semdenoise.predict.noise_level import estimate_noise_sigma
-from semdenoise.predict.tiling import predict_tiled, predict_tta
+from semdenoise.predict.tiling import predict_tiled, predict_tta, prepared, symmetry_context
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ def denoise(
     noise_sigma: float | str | None = None,
     posterior: bool = True,
     source: str = "image",
+    context: Sequence[tuple[int, int]] | None = None,
 ) -> np.ndarray:
     """Denoise a (Y, X) image or a (Z, Y, X) stack slice by slice (a 3-D model: the
     (Z, Y, X) volume as a whole, in overlapping 3-D windows).
@@ -102,6 +105,11 @@ def denoise(
     blends per pixel instead, by the posterior mean (models/noise_model.py): its own
     noise model by default, Gaussian noise of ``noise_sigma`` when one is given.
     ``posterior=False`` returns its blind-spot prediction alone.
+
+    ``context``, per axis of ``image`` (before, after): pixels at each end that are
+    context only, such as a chunk's halo read from its neighbours (Z, Y and X; the
+    network's axes). They inform the prediction but are neither padded again nor
+    returned: the result is the image without them (:func:`predict_tiled`).
     """
     model = as_model(model)
     net = model.denoiser
@@ -114,7 +122,16 @@ def denoise(
     device = resolve_device(device)
     noise_models = learned_noise_model(model)
     fixed_alpha = None if noise_models is not None else observed_pixel_weight(model, noise_sigma)
-    denoised = np.empty(data.shape, dtype=np.float32)
+    # (before, after) per axis of data; a 2-D network's Z context is cut off here
+    given = _canonical_context(layout, context)
+    if net.config.dims == 2:
+        (z_before, z_after), given[2] = given[2], (0, 0)
+        data = data[:, :, z_before : data.shape[2] - z_after]
+    core = tuple(
+        slice(before, size - after) for (before, after), size in zip(given, data.shape, strict=True)
+    )
+    denoised = np.empty(data[core].shape, dtype=np.float32)
+    runner = prepared(net, device)  # BatchNorm folded once, for every slice and pass
     tiling = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
     planes = data.shape[0] * data.shape[2]
     for s in range(data.shape[0]):
@@ -122,31 +139,62 @@ def denoise(
             volume = data[s]
             predict = predict_tta if tta else predict_tiled
             predicted = predict(
-                net, _network_input(model.normalization.normalize(volume)), **tiling
+                runner,
+                _network_input(model.normalization.normalize(volume)),
+                context=given[2:],
+                **tiling,
             )
+            observed = volume[core[1:]]
             with np.errstate(over="ignore", invalid="ignore"):
-                result = model.normalization.denormalize(predicted.reshape(volume.shape))
+                result = model.normalization.denormalize(predicted.reshape(observed.shape))
             check_network_output(result, model, source=source)
-            for z in range(volume.shape[1]):
-                result[:, z] = _blend(model, result[:, z], volume[:, z], fixed_alpha)
+            for z in range(observed.shape[1]):
+                result[:, z] = _blend(
+                    model,
+                    result[:, z],
+                    observed[:, z],
+                    fixed_alpha,
+                    estimate_from=volume[:, core[2].start + z],
+                )
             denoised[s] = result
             continue
         for z in range(data.shape[2]):
             plane = data[s, :, z]  # (C, Y, X)
             denoised[s, :, z] = _denoise_plane(
                 model,
+                runner,
                 plane,
                 noise_models,
                 fixed_alpha,
                 tta,
                 posterior,
                 noise_sigma,
-                tiling,
+                {**tiling, "context": given[3:]},
                 source=source,
             )
             if planes > 1:
                 logger.info("denoised slice %d/%d", s * data.shape[2] + z + 1, planes)
+    if context is not None:  # the result's layout: the image without its context
+        shape = tuple(n - b - a for n, (b, a) in zip(layout.shape, context, strict=True))
+        layout = Layout(layout.axes, shape)
     return layout.restore(denoised)
+
+
+def _canonical_context(
+    layout: Layout, context: Sequence[tuple[int, int]] | None
+) -> list[tuple[int, int]]:
+    """``context`` (per axis of the image) per axis of (S, C, Z, Y, X); only the
+    network's spatial axes (and Z of a 2-D network's stack) may have any."""
+    given = {a: (0, 0) for a in "SCZYX"}
+    if context is None:
+        return list(given.values())
+    if len(context) != len(layout.axes):
+        raise ValueError(f"context {context} for an image of axes {layout.axes}")
+    for axis, (before, after) in zip(layout.axes, context, strict=True):
+        if axis not in "ZYX" and (before or after):
+            raise ValueError(f"context along axis {axis}: only Z, Y and X may have any")
+        given[axis] = (int(before), int(after))
+    return list(given.values())
 
 
 def _network_input(image: np.ndarray) -> np.ndarray:
@@ -156,6 +204,7 @@ def _network_input(image: np.ndarray) -> np.ndarray:
 
 def _denoise_plane(
     model: TrainedModel,
+    net: InferenceNet,
     plane: np.ndarray,
     noise_models: list[NoiseModel] | None,
     fixed_alpha: np.ndarray | None,
@@ -166,21 +215,30 @@ def _denoise_plane(
     *,
     source: str,
 ) -> np.ndarray:
-    """One (C, Y, X) plane denoised, in the input's units."""
-    net = model.denoiser
+    """One (C, Y, X) plane denoised, in the input's units; without its context
+    (``tiling["context"]``, (before, after) in Y and X), if it has any."""
+    tiling = dict(tiling)  # the caller's options stay as they are
+    (y_before, y_after), (x_before, x_after) = context = tiling.pop("context")
+    core = (slice(None), slice(y_before, plane.shape[1] - y_after))
+    core += (slice(x_before, plane.shape[2] - x_after),)
     normalized = model.normalization.normalize(plane)
     transforms = range(8) if tta else range(1)
     result = None
     for k in transforms:
         view = np.ascontiguousarray(_symmetry(normalized, k))
+        seen = symmetry_context(context, k)
         if noise_models is not None and posterior:  # blind, for the posterior
-            predicted = blind_prediction(net, view, radius=masking_radius(model), **tiling)
+            predicted = blind_prediction(
+                net, view, radius=masking_radius(model), context=seen, **tiling
+            )
         else:
-            predicted = predict_tiled(net, _network_input(view), **tiling)
-        predicted = _symmetry_inverse(predicted.reshape(-1, *view.shape[1:]), k)
+            predicted = predict_tiled(net, _network_input(view), context=seen, **tiling)
+        core_shape = _symmetry(normalized[core], k).shape[1:]
+        predicted = _symmetry_inverse(predicted.reshape(-1, *core_shape), k)
         result = predicted if result is None else result + predicted
     result = result / len(transforms)  # (outputs, Y, X): means, then any variances
     channels = len(plane)
+    observed, normalized = plane[core], normalized[core]  # noise "auto": the whole plane
     if len(result) > channels:
         result = (
             result[:channels]
@@ -191,17 +249,22 @@ def _denoise_plane(
         denoised = model.normalization.denormalize(result)
     check_network_output(denoised, model, source=source)
     if noise_models is None:
-        denoised = _blend(model, denoised, plane, fixed_alpha)
+        denoised = _blend(model, denoised, observed, fixed_alpha, estimate_from=plane)
     return denoised
 
 
 def _blend(
-    model: TrainedModel, denoised: np.ndarray, plane: np.ndarray, alpha: np.ndarray | None
+    model: TrainedModel,
+    denoised: np.ndarray,
+    plane: np.ndarray,
+    alpha: np.ndarray | None,
+    *,
+    estimate_from: np.ndarray,
 ) -> np.ndarray:
     """The prediction blended with the observed (C, Y, X) plane, weight per channel
-    (``None``: estimated from the plane)."""
+    (``None``: estimated from ``estimate_from``, the plane with any context)."""
     if alpha is None:
-        alpha = _estimated_center_weights(model, plane)
+        alpha = _estimated_center_weights(model, estimate_from)
     alpha = np.broadcast_to(alpha, (len(plane),))
     for c, weight in enumerate(alpha.tolist()):
         if weight > 0:

@@ -3,11 +3,13 @@
 Prediction never trains, so each BatchNorm is a fixed per-channel affine map and can be
 folded into the weights and bias of the convolution before it: one pass over memory
 fewer per layer (about a sixth of the CPU time of the default network, measured in
-``benchmarks/predict_speed.py``). On the CPU the 2-D network also runs in channels-last
-memory layout, and its decoder writes the upsampled features and the skip connection
-straight into one channels-last buffer: ``torch.cat`` and nearest upsampling of
-channels-last tensors take slow generic paths (together about a quarter of the time).
-The saved model and the network handed in are never changed; this works on a copy.
+``benchmarks/predict_speed.py``). On the CPU the network also runs in channels-last
+memory layout (2-D and 3-D), and its decoder writes the upsampled features and the skip
+connection straight into one channels-last buffer: ``torch.cat`` and nearest upsampling
+of channels-last tensors take slow generic paths (together about a quarter of the time).
+For the 3-D CPU preset the two together halve the time of a 48x96x96 window
+(``benchmarks/zarr_speed.py``). The saved model and the network handed in are never
+changed; this works on a copy.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def inference_network(
 ) -> InferenceNet:
     """A prepared copy of ``net`` on ``device``: the defaults are the fastest measured.
 
-    ``channels_last`` and ``fused_decoder`` default to on for the CPU (2-D only for the
-    decoder), off elsewhere. ``dtype=torch.bfloat16`` halves the memory traffic where
+    ``channels_last`` and ``fused_decoder`` default to on for the CPU (2-D and 3-D),
+    off elsewhere. ``dtype=torch.bfloat16`` halves the memory traffic where
     the CPU has native bfloat16; on CPUs without it (AVX2 only) it is slower.
     """
     device = torch.device(device)
@@ -112,7 +114,7 @@ def inference_network(
     if channels_last is None:
         channels_last = on_cpu
     if fused_decoder is None:
-        fused_decoder = channels_last and _is_plain_2d_unet(prepared)
+        fused_decoder = channels_last and _is_plain_unet(prepared)
     prepared = prepared.to(device=device, dtype=dtype)
     if channels_last:
         layout = torch.channels_last if net.config.dims == 2 else torch.channels_last_3d
@@ -122,50 +124,65 @@ def inference_network(
     ).eval()
 
 
-def _is_plain_2d_unet(net: nn.Module) -> bool:
-    """The fused decoder re-implements the 2-D U-Net's forward; use it only on that
+def _is_plain_unet(net: nn.Module) -> bool:
+    """The fused decoder re-implements the U-Net's forward; use it only on that
     (ungrouped: grouped skip connections interleave their channels)."""
     return (
         isinstance(net, UNet)
-        and net.config.dims == 2
         and net.config.groups == 1
-        and all(hasattr(net, name) for name in ("down", "bottom", "up", "head"))
+        and all(hasattr(net, name) for name in ("down", "bottom", "up", "head", "_factors"))
     )
+
+
+_MAX_POOL = {2: F.max_pool2d, 3: F.max_pool3d}
 
 
 def _fused_forward(net: UNet, x: torch.Tensor) -> torch.Tensor:
-    """``UNet.forward`` (2-D), with upsampling and concatenation fused into one buffer."""
-    height, width = x.shape[-2:]
-    multiple = net.config.size_multiple
-    pad_y, pad_x = -height % multiple, -width % multiple
-    padded = F.pad(x, (0, pad_x, 0, pad_y), mode="replicate") if pad_y or pad_x else x
+    """``UNet.forward`` (2-D or 3-D), with upsampling and concatenation fused into one
+    buffer."""
+    config = net.config
+    sizes = x.shape[2:]
+    multiples = (config.z_multiple,) * (config.dims - 2) + (config.size_multiple,) * 2
+    pads = [-size % multiple for size, multiple in zip(sizes, multiples, strict=True)]
+    if any(pads):
+        x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)], mode="replicate")
+    pool = _MAX_POOL[config.dims]
     skips = []
-    features = padded
-    for block in net.down:
+    features = x
+    for block, factor in zip(net.down, net._factors, strict=True):
         features = block(features)
         skips.append(features)
-        features = F.max_pool2d(features, 2)
+        features = pool(features, factor)
     features = net.bottom(features)
-    for block, skip in zip(net.up, reversed(skips), strict=True):
-        features = block(_upsample_concat(features, skip))
-    return net.output(net.head(features), padded)[..., :height, :width]
+    for block, skip, factor in zip(net.up, reversed(skips), reversed(net._factors), strict=True):
+        features = block(_upsample_concat(features, skip, factor))
+    out = net.output(net.head(features), x)
+    return out[(..., *(slice(0, size) for size in sizes))]
 
 
-def _upsample_concat(low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """``cat([nearest_upsample_2x(low), skip], dim=1)`` written into one channels-last
-    buffer: two strided copies instead of two slow generic kernels."""
-    batch, low_channels, height, width = low.shape
+def _upsample_concat(
+    low: torch.Tensor, skip: torch.Tensor, factor: tuple[int, ...]
+) -> torch.Tensor:
+    """``cat([nearest_upsample(low, factor), skip], dim=1)`` written into one
+    channels-last buffer: two strided copies instead of two slow generic kernels."""
+    batch, low_channels, *sizes = low.shape
+    dims = len(sizes)
     channels = low_channels + skip.shape[1]
     out = torch.empty(
-        (batch, channels, 2 * height, 2 * width),
+        (batch, channels, *(s * f for s, f in zip(sizes, factor, strict=True))),
         dtype=low.dtype,
         device=low.device,
-        memory_format=torch.channels_last,
+        memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d,
     )
-    nhwc = out.permute(0, 2, 3, 1)  # a contiguous view of the channels-last buffer
-    upsampled = nhwc.view(batch, height, 2, width, 2, channels)[..., :low_channels]
-    upsampled.copy_(low.permute(0, 2, 3, 1)[:, :, None, :, None, :])
-    nhwc[..., low_channels:].copy_(skip.permute(0, 2, 3, 1))
+    to_last = (0, *range(2, 2 + dims), 1)  # (B, C, *spatial) -> (B, *spatial, C)
+    last = out.permute(to_last)  # a contiguous view of the channels-last buffer
+    split = [n for s, f in zip(sizes, factor, strict=True) for n in (s, f)]
+    upsampled = last.view(batch, *split, channels)[..., :low_channels]
+    source = low.permute(to_last)
+    for axis in range(dims):  # a length-1 axis after each spatial one, broadcast by copy_
+        source = source.unsqueeze(2 + 2 * axis)
+    upsampled.copy_(source)
+    last[..., low_channels:].copy_(skip.permute(to_last))
     return out
 
 
