@@ -256,8 +256,8 @@ class TrainConfig(_Config):
         None,
         ge=8,
         description="Grid mode: train on random square crops of this side "
-        "instead of full images (for images too large for one step); 3-D: the Y/X "
-        "side of the crops (default 64).",
+        "instead of full images (default: full images up to 2048x2048 pixels, 1024x1024 "
+        "crops of larger ones); 3-D: the Y/X side of the crops (default 64).",
     )
     crop_depth: int | None = Field(
         None,

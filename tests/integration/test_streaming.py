@@ -200,3 +200,13 @@ def test_a_rank_streams_its_share_of_the_images(tmp_path, stack):
         [images[i].source for i in (r, r + 4) if i < 6] for r in range(4)
     ]
     assert bank.for_rank(0, 1) is bank and bank.for_rank(1, 7) is bank
+
+
+def test_in_memory_images_too_large_to_train_whole_train_on_crops():
+    from semdenoise.training.sampling import LARGE_IMAGE_CROP, ImageBank
+
+    generator = torch.Generator().manual_seed(0)
+    huge = ImageBank.from_arrays([np.zeros((2049, 2048), np.float32)])
+    small = ImageBank.from_arrays([np.zeros((100, 120), np.float32)])
+    assert huge.sample(2, None, generator).shape == (2, 1, LARGE_IMAGE_CROP, LARGE_IMAGE_CROP)
+    assert small.sample(2, None, generator).shape == (2, 1, 100, 120)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+FULL_IMAGE_LIMIT = 2048 * 2048  # 2-D images trained whole up to this many pixels
+LARGE_IMAGE_CROP = 1024  # larger ones: random crops of this side
+
 
 @dataclass
 class ImageBank:
@@ -87,7 +90,14 @@ class ImageBank:
     def sample(
         self, batch: int, crop_size: int | Sequence[int] | None, generator: torch.Generator
     ) -> torch.Tensor:
-        """A training batch: whole images, or random crops when a size is given."""
+        """A training batch: whole images, or random crops when a size is given. Images
+        of more than ``FULL_IMAGE_LIMIT`` pixels train on crops of ``LARGE_IMAGE_CROP``
+        even without a size: one whole 8192² image needs over 14 GB of activations."""
+        if (
+            crop_size is None
+            and max(math.prod(s.shape[2:]) for s in self.stacks) > FULL_IMAGE_LIMIT
+        ):
+            crop_size = LARGE_IMAGE_CROP
         if crop_size is None:
             return self.full_images(batch, generator)
         return self.crops(batch, crop_size, generator)
