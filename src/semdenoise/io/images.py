@@ -109,16 +109,22 @@ def list_image_files(folder: Path) -> list[Path]:
     )
 
 
-def _read_slices(
-    path: str | os.PathLike, reader: Callable[..., np.ndarray], axes: str | None
-) -> list[tuple[str, np.ndarray]]:
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """The files a path names: a folder's image files (sorted; a Zarr store is one
+    file), or the path itself."""
     path = Path(path)
     if path.is_dir() and _suffix(path) != ".zarr":
         files = list_image_files(path)
         if not files:
             raise InputError(f"{path}: folder holds no image files ({', '.join(SUPPORTED_INPUTS)})")
-    else:
-        files = [path]
+        return files
+    return [path]
+
+
+def _read_slices(
+    path: str | os.PathLike, reader: Callable[..., np.ndarray], axes: str | None
+) -> list[tuple[str, np.ndarray]]:
+    files = input_files(path)
     slices: list[tuple[str, np.ndarray]] = []
     for file in files:
         slices.extend(named_planes(reader(file, axes=axes), axes, source=str(file)))

@@ -27,6 +27,7 @@ from semdenoise.io.checks import (
 )
 from semdenoise.io.images import (
     SUPPORTED_INPUTS,
+    input_files,
     list_image_files,
     read_image,
     read_label_ids,
@@ -45,7 +46,6 @@ from semdenoise.training.streaming import (
     float32_bytes,
     lazy_images,
     pair_labels,
-    streamed_files,
 )
 
 logger = logging.getLogger(__name__)
@@ -341,16 +341,6 @@ def check_volume(volume: np.ndarray, unet: UNetConfig, *, source: str, channels:
         )
 
 
-def _volume_files(images: str | os.PathLike) -> list[Path]:
-    path = Path(images)
-    if path.is_dir() and path.suffix.lower() != ".zarr":
-        files = list_image_files(path)
-        if not files:
-            raise InputError(f"{path}: folder holds no image files")
-        return files
-    return [path]
-
-
 def _volumes_of(
     arrays: list[tuple[str, np.ndarray]], axes: str | None
 ) -> list[tuple[str, np.ndarray]]:
@@ -373,7 +363,7 @@ def load_training_volumes(
     or a list of them. Unlike 2-D training, a stack is one volume, not many images.
     Declared ``axes`` (io/axes.py): one volume per sample, (C, Z, Y, X) with channels."""
     if isinstance(images, str | os.PathLike):
-        arrays = [(str(file), read_image(file, axes=axes)) for file in _volume_files(images)]
+        arrays = [(str(file), read_image(file, axes=axes)) for file in input_files(images)]
     else:
         given = [images] if isinstance(images, np.ndarray) else list(images)
         if not given:
@@ -420,7 +410,7 @@ def load_training_label_volumes(
                 arrays.append((str(label_file), read_label_ids(label_file, axes=label_axes)))
     elif isinstance(labels, str | os.PathLike):
         arrays = [
-            (str(file), read_label_ids(file, axes=label_axes)) for file in _volume_files(labels)
+            (str(file), read_label_ids(file, axes=label_axes)) for file in input_files(labels)
         ]
     else:
         given = [labels] if isinstance(labels, np.ndarray) else list(labels)
@@ -615,7 +605,7 @@ def wants_streaming(images: ImagesLike, stream: bool | None, *, axes: str | None
         return True
     if not Path(images).exists():
         return False  # the in-memory reader says so
-    size = float32_bytes(streamed_files(images), as_stored=axes is not None)
+    size = float32_bytes(input_files(images), as_stored=axes is not None)
     if size is None or size <= STREAM_ABOVE_BYTES:
         return False
     logger.info("%s: %.1f GiB as float32, streamed (--no-stream loads it)", images, size / 2**30)
@@ -638,7 +628,7 @@ def _streamed_labels(
     images_folder, labels_folder = _folder(images), _folder(labels)
     flat = [image for group in per_file for image in group]
     if images_folder is None or labels_folder is None:
-        paired = lazy_images(streamed_files(labels), dims=dims, axes=label_axes)
+        paired = lazy_images(input_files(labels), dims=dims, axes=label_axes)
         return pair_labels(flat, paired)
     image_files, by_stem = _label_files_by_stem(images_folder, labels_folder)
     paired: list[LazyImage | None] = []
@@ -672,7 +662,7 @@ def prepare_streamed_data(
     :func:`prepare_training_volumes` (3): the same split, banks that read lazily.
     ``check`` refuses an image too small for the network (shapes only: pixels are
     checked as they are read)."""
-    per_file = [lazy_images([file], dims=dims, axes=axes) for file in streamed_files(images)]
+    per_file = [lazy_images([file], dims=dims, axes=axes) for file in input_files(images)]
     lazy = [image for group in per_file for image in group]
     for image in lazy:
         check(image)

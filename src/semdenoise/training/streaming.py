@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -451,16 +450,3 @@ class StreamedBank:
             if count >= limit:
                 break
         return np.concatenate(values)
-
-
-def streamed_files(path: str | os.PathLike) -> list[Path]:
-    """The files a path names: a folder's image files (sorted), or the path itself."""
-    from semdenoise.io.images import list_image_files
-
-    path = Path(path)
-    if path.is_dir() and path.suffix.lower() != ".zarr":
-        files = list_image_files(path)
-        if not files:
-            raise InputError(f"{path}: folder holds no image files")
-        return files
-    return [path]
