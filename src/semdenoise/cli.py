@@ -462,7 +462,8 @@ def denoise_command(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Zarr to Zarr: local worker threads (default 1).")
+        int | None,
+        typer.Option(help="Zarr to Zarr: chunks worked on at once (default 2; 1 on one core)."),
     ] = None,
     chunk_size: Annotated[
         int | None,

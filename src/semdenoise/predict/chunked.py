@@ -94,9 +94,9 @@ def denoise_zarr(
         chunk + halo, plus the tiled predictor's windows (``tile_size``, ``batch_size``).
     scheduler
         ``None`` or ``"threads"``: local threads (``workers`` of them, each working on
-        its own chunk with its share of torch's threads; default 1, since torch already
-        spreads one chunk over every core: two were faster in 4 of 6 timed pairs on 2
-        busy cores, holding two chunks in memory, docs/volumes.md); ``"synchronous"``;
+        its own chunk with its share of torch's threads; default 2 on a machine with two
+        cores or more: faster than one chunk over every core, holding two chunks in
+        memory, docs/volumes.md); ``"synchronous"``;
         an address
         such as ``"tcp://host:8786"`` of a running ``dask.distributed`` scheduler, or a
         ``distributed.Client``. The paths must be reachable from every worker.
