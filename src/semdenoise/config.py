@@ -349,6 +349,7 @@ def load_yaml(config_type: type[_Config], path: str | Path) -> _Config:
 
 SegLoss = Literal["bce", "dice", "bce+dice", "mse"]
 SegTarget = Literal["foreground", "instances"]  # see semdenoise.models.targets
+SegInput = Literal["denoised", "both"]  # a joint segmenter's input
 
 
 class SegConfig(_Config):
@@ -388,6 +389,11 @@ class JointConfig(_Config):
         "foreground",
         description="Supervised: what the segmenter learns: foreground (the paper's masks) "
         "or instances (background / interior / boundary, to separate touching objects).",
+    )
+    segment_input: SegInput = Field(
+        "denoised",
+        description="Supervised: what the segmenter sees: the denoised image (the paper's "
+        "cascade) or both, the noisy and the denoised image as channels.",
     )
     labelled_share: float = Field(
         0.5,

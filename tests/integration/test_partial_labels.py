@@ -201,3 +201,19 @@ def test_evaluate_counts_touching_true_objects_apart(cli, tmp_path):
     # 4 true objects (2 per image), not 2: Otsu's mask of the clean image merges each
     # pair, and the merged object matches one of the two at IoU exactly 0.5
     assert clean_row["objects"] == "2/4 (2 found)" and clean_row["AP"] == 0.5
+
+
+def test_joint_segmenter_on_noisy_and_denoised_through_the_command_line(cli, tmp_path):
+    images, labels = folders(tmp_path, labelled=("a", "c"))
+    out = tmp_path / "joint.pt"
+    code, _, err = cli(
+        "train", "joint", str(images), "--labels", str(labels), "--out", str(out),
+        "--target", "instances", "--segment-input", "both", "--val-fraction", "0", *TRAIN,
+    )  # fmt: skip
+    assert code == 0, err
+    model = sd.load_model(out)
+    assert model.segmenter_sees_noisy and model.segmenter.config.in_channels == 2
+    objects = tmp_path / "b_objects.tif"
+    code, _, err = cli("segment", str(out), str(images / "b.tif"), str(objects), "--instances")
+    assert code == 0, err
+    assert tifffile.imread(objects).shape == (48, 48)

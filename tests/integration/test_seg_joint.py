@@ -189,3 +189,27 @@ def test_train_joint_never_changes_the_models_it_is_given(labelled, tiny_unet):
     assert unsupervised.segmenter is not style.segmenter
     # the caller's style segmenter can still be trained further by the caller
     assert all(p.requires_grad for p in style.segmenter.parameters())
+
+
+def test_a_segmenter_that_sees_noisy_and_denoised_is_what_segment_runs(labelled, tiny_unet):
+    """``segment_input="both"``: the segmenter takes the noisy and the denoised image as
+    channels, in training and in ``segment``; the style mode (no labels) refuses it."""
+    _, noisy, masks = labelled
+    joint = sd.JointConfig(segment_input="both")
+    model = sd.train_joint(noisy, labels=masks, unet=tiny_unet, joint=joint, train=QUICK)
+    assert model.segmenter_sees_noisy and model.segmenter.config.in_channels == 2
+    assert model.training["joint"]["segment_input"] == "both"
+    from scipy.special import expit
+
+    from semdenoise.predict.tiling import predict_tiled
+
+    x = model.normalization.normalize(noisy[0])
+    denoised = predict_tiled(model.denoiser, x)
+    expected = expit(predict_tiled(model.segmenter, np.stack([x, denoised])))
+    # what the segmenter gives when shown the noisy image twice instead
+    wrong = expit(predict_tiled(model.segmenter, np.stack([x, x])))
+    probabilities = sd.segment(model, noisy[0], probabilities=True)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert np.abs(probabilities - wrong).max() > 1e-4
+    with pytest.raises(InputError, match="segment-input both needs labels"):
+        sd.train_joint(noisy, style_segmenter="style.pt", joint=joint, unet=tiny_unet)

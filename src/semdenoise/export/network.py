@@ -22,7 +22,8 @@ from semdenoise.models.unet import UNet
 
 class ExportedNetwork(nn.Module):
     """A denoiser, a segmenter, or both in a cascade (the segmenter sees the denoised
-    image, as a joint model was trained, paper §2.2), on normalised images.
+    image, as a joint model was trained, paper §2.2, or the noisy and the denoised image
+    as channels when it takes twice the denoiser's channels), on normalised images.
 
     Outputs: the denoised image, then the foreground probability (sigmoid of one logit,
     or 1 - background of a background / interior / boundary softmax). One output is
@@ -52,6 +53,12 @@ class ExportedNetwork(nn.Module):
         self.denoiser = None if denoiser is None else UNet(types.SimpleNamespace(**denoiser))
         self.segmenter = None if segmenter is None else UNet(types.SimpleNamespace(**segmenter))
         self.channels = None if denoiser is None else int(denoiser["in_channels"])
+        # a joint segmenter trained on the noisy and the denoised image as channels
+        self.segments_noisy = (
+            segmenter is not None
+            and self.channels is not None
+            and int(segmenter["in_channels"]) == 2 * self.channels
+        )
         # per network, the reflected margin ([Z,] Y, X) it runs with, as semdenoise's
         # tiler pads an image: borders then match semdenoise's prediction exactly
         halos = halos or {}
@@ -76,7 +83,7 @@ class ExportedNetwork(nn.Module):
             return posterior_denoised(image, predicted, self.offset, self.slope)
         if self.denoiser is not None:
             denoised = self._denoiser_outputs(image)[:, : self.channels]
-            image = denoised
+            image = torch.cat([image, denoised], dim=1) if self.segments_noisy else denoised
         if self.segmenter is None:
             return denoised
         logits = _with_margin(self.segmenter, image, self.segmenter_halo)

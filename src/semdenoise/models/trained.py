@@ -29,3 +29,12 @@ class TrainedModel:
     @property
     def segmenter(self) -> UNet | None:
         return self.networks.get("segmenter")
+
+    @property
+    def segmenter_sees_noisy(self) -> bool:
+        """A joint model whose segmenter takes the noisy and the denoised image as
+        channels (``JointConfig.segment_input="both"``), not the denoised image alone."""
+        return (
+            self.kind == "joint"
+            and self.training.get("joint", {}).get("segment_input", "denoised") == "both"
+        )

@@ -93,7 +93,12 @@ def _segment_input(
     volume, by the model's 2-D or 3-D networks."""
     net_input = normalized[0] if len(normalized) == 1 else normalized
     if cascade:
-        net_input = predict_tiled(model.denoiser, net_input, **options)
+        denoised = predict_tiled(model.denoiser, net_input, **options)
+        net_input = (
+            np.concatenate([normalized, denoised.reshape(normalized.shape)])
+            if model.segmenter_sees_noisy
+            else denoised
+        )
     logits = predict_tiled(model.segmenter, net_input, **options)
     check_network_output(logits, model, source=source)
     if model.segmenter.config.out_channels > 1:  # background / interior / boundary

@@ -146,7 +146,7 @@ class JointModule(TrainingModule):
             sample = augment(sample, self.generator)
         noisy = sample[:, : self._train_bank.channels]
         if self.pretraining:  # a weak segmenter on the noisy images
-            loss = self.segmentation_term(self.segmenter(noisy), sample)
+            loss = self.segmentation_term(self.segment(noisy, noisy), sample)
             if self.joint.pretrain_denoiser:  # and, independently, N2V alone
                 masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
                 loss = loss + n2v_loss(self.denoiser(masked), noisy, positions)
@@ -157,7 +157,7 @@ class JointModule(TrainingModule):
         denoised = self.denoiser(masked)
         l1 = n2v_loss(denoised, noisy, positions)
         if self.supervised:
-            l2 = self.segmentation_term(self.segmenter(denoised), sample)
+            l2 = self.segmentation_term(self.segment(noisy, denoised), sample)
         else:
             l2 = self.style_term(denoised)
         w1, w2 = self.weights
@@ -166,6 +166,15 @@ class JointModule(TrainingModule):
         self.log_dict({"l1_n2v": l1, "l2_task": l2}, on_step=True)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         return loss
+
+    def segment(self, noisy: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+        """The segmenter's logits on the denoised image, or with ``segment_input="both"``
+        on the noisy and the denoised image as channels: it can then do all a segmenter
+        of the noisy image does, and the denoiser, which every image trains, adds a
+        channel shaped by both losses."""
+        if self.joint.segment_input == "both":
+            denoised = torch.cat([noisy, denoised], dim=1)
+        return self.segmenter(denoised)
 
     def segmentation_term(self, logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """Eq. 3's l2 over the labelled pixels of the batch (0 for unlabelled images)."""
@@ -201,7 +210,7 @@ class JointModule(TrainingModule):
             sync_dist=True,
         )
         if self.supervised:
-            logits = self.segmenter(self.denoiser(noisy))
+            logits = self.segment(noisy, self.denoiser(noisy))
             loss = self.segmentation_term(logits, sample)
             self.log("val_seg", loss, prog_bar=True, on_epoch=True, batch_size=1, sync_dist=True)
 
@@ -247,6 +256,11 @@ def train_joint(
     supervised = labels is not None
     unet = unet or UNetConfig()
     joint = joint or JointConfig()
+    if not supervised and joint.segment_input != "denoised":
+        raise InputError(
+            "train joint: --segment-input both needs labels (a style segmenter "
+            "sees the denoised image only)"
+        )
     masking = masking or MaskingConfig()
     train = train or TrainConfig()
     if supervised:
@@ -319,6 +333,7 @@ def train_joint(
     else:
         seg_config = unet.model_copy(
             update={
+                "in_channels": channels * (2 if joint.segment_input == "both" else 1),
                 "residual": False,
                 "out_channels": CHANNELS[joint.segment_target],
                 "channels": "together",  # a segmenter combines the channels
