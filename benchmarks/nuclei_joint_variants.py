@@ -31,7 +31,14 @@ import numpy as np
 from scipy import stats
 
 from cli_runs import recorded_args
-from semdenoise.config import NO_NOISE_MODEL, PAPER_MASKING, JointConfig, cpu_training, cpu_unet
+from semdenoise.config import (
+    NO_NOISE_MODEL,
+    PAPER_MASKING,
+    JointConfig,
+    MaskingConfig,
+    cpu_training,
+    cpu_unet,
+)
 from semdenoise.experiments.em import add_gaussian_noise
 from semdenoise.experiments.nuclei import (
     DEFAULT_DATA,
@@ -90,6 +97,8 @@ def run_seed(
     targets = [data.train_labels[i] for i in labelled]
     partial = [data.train_labels[i] if i in set(labelled) else None for i in range(len(noisy))]
     n2v_steps = round(steps * args.n2v_share)
+    # the paper's masking (one pixel in 388, as `reproduce` pins) or the library's default
+    masking = PAPER_MASKING if args.masking == "paper" else MaskingConfig()
 
     def budget(n: int):
         return cpu_training(n, seed, val_fraction=0.0, crop_size=args.crop, batch_size=args.batch)
@@ -104,12 +113,27 @@ def run_seed(
             "seed %d %s: AP %.3f (%.0f s)", seed, name, summary["AP"], summary["train_seconds"]
         )
 
-    started = time.perf_counter()
-    baseline = train_seg(images, targets, unet=cpu_unet(), target="instances", train=budget(steps))
-    score("baseline", lambda x: (segment(baseline, x, instances=True), None), started)
+    if args.clean_reference:  # the same segmenter on noise-free images: what noise costs
+        started = time.perf_counter()
+        clean = [data.train_images[i] for i in labelled]
+        upper = train_seg(clean, targets, unet=cpu_unet(), target="instances", train=budget(steps))
+        results["clean (reference)"] = score_pipeline(
+            lambda x: (segment(upper, x, instances=True), None),
+            data.test_images,
+            data.test_images,
+            data.test_labels,
+        )[0]
+        if args.only_clean:
+            return results
+    if not args.skip_baseline:
+        started = time.perf_counter()
+        baseline = train_seg(
+            images, targets, unet=cpu_unet(), target="instances", train=budget(steps)
+        )
+        score("baseline", lambda x: (segment(baseline, x, instances=True), None), started)
     started = time.perf_counter()
     n2v = train_n2v(
-        noisy, unet=cpu_unet(), noise=NO_NOISE_MODEL, masking=PAPER_MASKING, train=budget(n2v_steps)
+        noisy, unet=cpu_unet(), noise=NO_NOISE_MODEL, masking=masking, train=budget(n2v_steps)
     )
     restored = [denoise(n2v, x) for x in images]
     sequential = train_seg(
@@ -127,7 +151,7 @@ def run_seed(
             list(noisy),
             labels=partial,
             unet=cpu_unet(),
-            masking=PAPER_MASKING,
+            masking=masking,
             joint=JointConfig(segment_target="instances", **values),
             train=budget(steps),
         )
@@ -156,7 +180,9 @@ def table(per_seed: dict[int, dict[str, dict[str, Any]]], score: str = "AP") -> 
             "per seed": ", ".join(f"{v:.3f}" for v in values),
         }
         for reference in ("baseline", "sequential"):
-            if method in ("baseline", "sequential"):
+            if method in ("baseline", "sequential", "clean (reference)") or (
+                reference not in per_seed[seeds[0]]
+            ):
                 row[f"minus {reference}"] = ""
                 continue
             diffs = [per_seed[s][method][score] - per_seed[s][reference][score] for s in seeds]
@@ -177,8 +203,25 @@ def main() -> None:
     parser.add_argument("--n2v-share", type=float, default=0.5)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument(
+        "--masking",
+        choices=("paper", "default"),
+        default="paper",
+        help="N2V masking of the sequential N2V and of every joint variant",
+    )
+    parser.add_argument(
+        "--skip-baseline",
+        action="store_true",
+        help="train only sequential and the variants (baseline measured before)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=["joint:"])
+    parser.add_argument(
+        "--clean-reference",
+        action="store_true",
+        help="also a segmenter trained and scored on the clean images",
+    )
+    parser.add_argument("--only-clean", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
