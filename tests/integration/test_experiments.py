@@ -1,6 +1,7 @@
 """The paper's experiments end to end at toy sizes: every report file, every row."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -153,3 +154,30 @@ def test_reproduce_nuclei_scores_three_pipelines_per_label_count(tmp_path):
     subsets = {tuple(labelled_subset(10, 3, seed=s)) for s in range(5)}
     assert len(subsets) > 1 and all(len(s) == 3 for s in subsets)
     assert labelled_subset(4, None, seed=3) == [0, 1, 2, 3]
+
+
+def test_nuclei_seeds_run_apart_join_the_report_over_seeds(tmp_path, monkeypatch):
+    """Seeds trained as separate runs (``--seed S --out OUT/seed_S``) or before an
+    interruption are read back, not trained again; other settings are trained anew."""
+    from semdenoise.experiments import nuclei
+
+    data = nuclei_folder(tmp_path / "dsb")
+    settings = nuclei.NucleiSettings(
+        sigmas=(20.0,), label_counts=(1,), steps=2, crop=32, batch_size=2, warm_start=False
+    )
+    out = tmp_path / "out"
+    for seed in (0, 1):
+        nuclei.run_nuclei(out / f"seed_{seed}", replace(settings, seed=seed), data=data)
+    trained = []
+    real = nuclei.run_nuclei
+    monkeypatch.setattr(
+        nuclei,
+        "run_nuclei",
+        lambda folder, s, **kw: trained.append(s.seed) or real(folder, s, **kw),
+    )
+    result = nuclei.run_nuclei_seeds(out, [0, 1], settings, data=data)
+    assert trained == []
+    assert {r["method"] for r in result["rows"]} == {"baseline", "sequential", "joint"}
+    assert (out / "report.md").is_file()
+    nuclei.run_nuclei_seeds(out, [0, 1], replace(settings, steps=3), data=data)
+    assert trained == [0, 1]  # a different budget is not the same run

@@ -367,6 +367,20 @@ def _figure(out: Path, rows: list[dict[str, Any]], settings: NucleiSettings) -> 
     return "scores.png"
 
 
+def finished_seed(folder: Path, settings: NucleiSettings) -> SeedRun | None:
+    """The run of one seed already in ``folder`` (report.json of the same settings, and
+    timing.json, written last), so an interrupted multi-seed run resumes, and seeds run as
+    separate processes (``--seed S --out OUT/seed_S``) join the report over seeds."""
+    report, timing = folder / "report.json", folder / "timing.json"
+    if not (report.is_file() and timing.is_file()):
+        return None
+    written = json.loads(report.read_text())
+    if written.get("settings") != json.loads(json.dumps(asdict(settings))):
+        return None
+    wall = json.loads(timing.read_text())["wall_seconds"]
+    return SeedRun(settings.seed, written["rows"], True, wall)
+
+
 def run_nuclei_seeds(
     out: str | Path,
     seeds: Sequence[int],
@@ -380,6 +394,10 @@ def run_nuclei_seeds(
     load_nuclei(data)  # a wrong folder fails before the first seed trains
 
     def one(folder: Path, seed: int) -> SeedRun:
+        finished = finished_seed(folder, replace(settings, seed=seed))
+        if finished is not None:
+            logger.info("seed %d: %s holds its finished run; not trained again", seed, folder)
+            return finished
         result = run_nuclei(folder, replace(settings, seed=seed), data=data)
         return SeedRun(seed, result["rows"], True, result["wall_seconds"])
 
