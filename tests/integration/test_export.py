@@ -252,3 +252,22 @@ def test_without_bioimageio_the_error_names_the_extra(models, tmp_path, monkeypa
     with pytest.raises(DependencyError, match=r"pip install 'semdenoise\[export\]'"):
         sd.export_model(models["n2v"], tmp_path / "out.zip")
     assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_joint_segmenter_that_sees_noisy_and_denoised_exports_as_it_segments(data, tmp_path):
+    noisy, masks = data
+    model = sd.train_joint(
+        noisy,
+        labels=masks,
+        unet=TINY,
+        joint=sd.JointConfig(segment_input="both"),
+        train=QUICK,
+        out=tmp_path / "both.pt",
+    )
+    assert model.segmenter.config.in_channels == 2
+    out = sd.export_model(tmp_path / "both.pt", tmp_path / "both.zip")
+    _, tensors = read_package(out)
+    image = tensors["noisy"][0, 0]
+    np.testing.assert_allclose(
+        tensors["foreground"][0, 0], sd.segment(model, image, probabilities=True), atol=1e-5
+    )

@@ -51,7 +51,12 @@ from semdenoise.evaluation.intervals import add_intervals
 from semdenoise.evaluation.metrics import psnr
 from semdenoise.evaluation.report import displayed
 from semdenoise.experiments.em import add_gaussian_noise
-from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
+from semdenoise.experiments.seeds import (
+    SeedRun,
+    finished_seed,
+    run_and_report,
+    write_seed_report,
+)
 from semdenoise.report import markdown_table, save_bars, save_curves, write_report
 
 logger = logging.getLogger(__name__)
@@ -365,20 +370,6 @@ def _figure(out: Path, rows: list[dict[str, Any]], settings: NucleiSettings) -> 
     named = [{**r, "method": f"{r['method']} (sigma {r['sigma']})"} for r in rows]
     save_bars(out / "scores.png", named, ("AP", "SEG", "F1"), highlight=None)
     return "scores.png"
-
-
-def finished_seed(folder: Path, settings: NucleiSettings) -> SeedRun | None:
-    """The run of one seed already in ``folder`` (report.json of the same settings, and
-    timing.json, written last), so an interrupted multi-seed run resumes, and seeds run as
-    separate processes (``--seed S --out OUT/seed_S``) join the report over seeds."""
-    report, timing = folder / "report.json", folder / "timing.json"
-    if not (report.is_file() and timing.is_file()):
-        return None
-    written = json.loads(report.read_text())
-    if written.get("settings") != json.loads(json.dumps(asdict(settings))):
-        return None
-    wall = json.loads(timing.read_text())["wall_seconds"]
-    return SeedRun(settings.seed, written["rows"], True, wall)
 
 
 def run_nuclei_seeds(

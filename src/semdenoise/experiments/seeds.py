@@ -19,7 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,22 @@ def paired_over_seeds(
                     }
                 )
     return result
+
+
+def finished_seed(folder: Path, settings: Any) -> SeedRun | None:
+    """The run of one seed already in ``folder``: its report.json was written from the
+    same settings (a dataclass with a ``seed``) and its timing.json, written last, is
+    there. So an interrupted multi-seed run resumes, and seeds run as separate processes
+    (``--seed S --seeds 1 --out OUT/seed_S``) join the report over seeds."""
+    report, timing = folder / "report.json", folder / "timing.json"
+    if not (report.is_file() and timing.is_file()):
+        return None
+    written = json.loads(report.read_text())
+    if written.get("settings") != json.loads(json.dumps(asdict(settings))):
+        return None
+    wall = json.loads(timing.read_text())["wall_seconds"]
+    ranked = written.get("downstream_ranked", True)
+    return SeedRun(settings.seed, written["rows"], ranked, wall)
 
 
 def run_seeds(
