@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from cli_runs import recorded_args
 from semdenoise.config import (
@@ -48,6 +47,7 @@ from semdenoise.experiments.nuclei import (
     load_nuclei,
     score_pipeline,
 )
+from semdenoise.experiments.seeds import seed_interval
 from semdenoise.report import markdown_table
 
 logger = logging.getLogger("nuclei_joint_variants")
@@ -160,11 +160,10 @@ def run_seed(
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and the Student-t 95 % interval over seeds (the reports' ``seed_interval``)."""
     mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, mean, mean
-    half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values)
-    return mean, mean - half, mean + half
+    low, high = seed_interval(values) or (mean, mean)
+    return mean, low, high
 
 
 def table(per_seed: dict[int, dict[str, dict[str, Any]]], score: str = "AP") -> str:
