@@ -118,6 +118,8 @@ KEYS = {
     "depth": ("unet", "depth", int),
     "channels": ("unet", "base_channels", int),
     "residual": ("unet", "residual", lambda v: bool(int(v))),
+    "blur": ("unet", "blur_pool", lambda v: bool(int(v))),
+    "topskip": ("unet", "top_skip", lambda v: bool(int(v))),
     "lr": ("train", "learning_rate", float),
     "crop": ("train", "crop_size", int),
     "batch": ("train", "batch_size", int),

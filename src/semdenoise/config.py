@@ -69,6 +69,16 @@ class UNetConfig(_Config):
         "off, the network predicts the image directly (segmenters: always off).",
     )
     negative_slope: float = Field(0.01, ge=0.0, lt=1.0, description="LeakyReLU slope.")
+    blur_pool: bool = Field(
+        False,
+        description="N2V2: anti-aliased down-sampling (max over 2 pixels at stride 1, then "
+        "a [1,2,1] blur at stride 2) instead of max-pooling, against checkerboard artefacts.",
+    )
+    top_skip: bool = Field(
+        True,
+        description="The skip connection at full resolution; N2V2 drops it (False), so "
+        "the output cannot copy the input's pixel-level patterns.",
+    )
     xy_only_levels: int = Field(
         0,
         ge=0,
@@ -133,22 +143,23 @@ class UNetConfig(_Config):
         """Pixels of context on each side (Y/X) that can influence one output pixel.
 
         Each level ``l`` adds two 3x3 convolutions at scale ``2**l`` on the way down and
-        on the way up; pooling and upsampling add at most ``2**l - 1`` each.
+        on the way up; pooling and upsampling add at most ``2**l - 1`` each, and a
+        blur-pool's window and blur ``2**l`` more.
         """
-        return _receptive_radius((True,) * self.depth)
+        return _receptive_radius((True,) * self.depth, blur=self.blur_pool)
 
     @property
     def receptive_radius_z(self) -> int:
         """Like ``receptive_radius``, along Z of a 3-D network (smaller where levels
         pool in Y/X only, since their Z scale does not grow)."""
-        return _receptive_radius(self.z_pooling)
+        return _receptive_radius(self.z_pooling, blur=self.blur_pool)
 
 
-def _receptive_radius(pools: tuple[bool, ...]) -> int:
+def _receptive_radius(pools: tuple[bool, ...], *, blur: bool = False) -> int:
     """Context radius along one axis, given per level whether that axis is pooled."""
     radius, scale = 0, 1
     for pooled in pools:
-        radius += 2 * 2 * scale + (2 * scale if pooled else 0)
+        radius += 2 * 2 * scale + ((4 if blur else 2) * scale if pooled else 0)
         scale *= 2 if pooled else 1
     return radius + 2 * scale
 
@@ -553,6 +564,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "pixels_per_mask": PAPER_IMAGE_SIDE**2 / PAPER_GRID_CELLS**2,
         },
         "noise": {"model": "none"},
+    },
+    # N2V2 (Höck et al. 2022): blur-pool, no top skip connection, median replacement
+    "n2v2": {
+        "unet": {"blur_pool": True, "top_skip": False},
+        "masking": {"replacement": "median"},
     },
 }
 

@@ -178,6 +178,11 @@ def test_presets_suit_every_command_and_cpu_is_the_defaults(cli, captured, image
             assert paper["masking"].pixels_per_mask == pytest.approx(256**2 / 169)
         if "noise" in paper:
             assert paper["noise"].model == "none"
+        run_fake(cli, name, images, tmp_path / f"{name}.pt", "--preset", "n2v2")
+        n2v2 = captured[name]
+        assert (n2v2["unet"].blur_pool, n2v2["unet"].top_skip) == (True, False)
+        if "masking" in n2v2:
+            assert n2v2["masking"].replacement == "median"
     run_fake(cli, "seg", images, tmp_path / "s.pt", "--preset", "cpu")  # no residual in seg
     assert captured["seg"]["unet"] == UNetConfig(depth=3, base_channels=16)
     settings = preset("cpu")
@@ -244,7 +249,7 @@ def test_the_written_file_repeats_a_real_run_exactly(cli, images, tmp_path):
         ("n2v", "- 1\n", [], "run.yaml: expected sections of settings"),
         ("n2v", "train: 3\n", [], "run.yaml: train: expected a mapping of settings, found int"),
         ("n2v", "train: [1\n", [], "run.yaml: cannot read YAML config: line 2"),
-        ("n2v", "", ["--preset", "gpu"], "unknown preset 'gpu': choose one of cpu, paper"),
+        ("n2v", "", ["--preset", "gpu"], "unknown preset 'gpu': choose one of cpu, paper, n2v2"),
         ("n2v", "", ["--replacement", "mean"], "masking options: replacement: Input should be"),
         ("seg", "", ["--loss", "hinge"], "seg options: loss: Input should be 'bce', 'dice'"),
     ],

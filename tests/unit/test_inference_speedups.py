@@ -32,6 +32,7 @@ def trained_looking_net(depth: int, residual: bool = True, **channels) -> UNet:
         {"out_channels": 2},  # a variance head: the residual goes to the mean only
         {"in_channels": 2, "out_channels": 4, "channels": "separate"},
         {"in_channels": 2, "out_channels": 2},
+        {"out_channels": 2, "blur_pool": True, "top_skip": False},  # N2V2's network
     ],
 )
 def test_every_variant_equals_the_plain_network(depth, residual, channels):
@@ -87,6 +88,7 @@ def test_flops_per_pixel_counts_every_convolution():
         {"depth": 2},
         {"depth": 2, "xy_only_levels": 1},  # pools (1, 2, 2) first, then (2, 2, 2)
         {"depth": 1, "residual": True, "out_channels": 2},  # residual to the mean only
+        {"depth": 2, "xy_only_levels": 1, "blur_pool": True, "top_skip": False},  # N2V2
     ],
 )
 def test_3d_fused_channels_last_network_equals_the_plain_network(config):

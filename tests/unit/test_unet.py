@@ -1,8 +1,13 @@
+import types
+
 import pytest
 import torch
 
 from semdenoise.config import UNetConfig
-from semdenoise.models.unet import UNet
+from semdenoise.export.source import architecture_source, unet_kwargs
+from semdenoise.models.unet import UNet, max_blur_pool
+
+N2V2 = {"blur_pool": True, "top_skip": False}
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (37, 50), (64, 33)])
@@ -30,8 +35,9 @@ def test_blocks_are_conv_batchnorm_leakyrelu():
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
-def test_receptive_radius_bounds_the_influence_of_a_pixel(depth):
-    config = UNetConfig(depth=depth, base_channels=2)
+@pytest.mark.parametrize("options", [{}, N2V2, {"blur_pool": True}])
+def test_receptive_radius_bounds_the_influence_of_a_pixel(depth, options):
+    config = UNetConfig(depth=depth, base_channels=2, **options)
     net = UNet(config).eval()
     size = 4 * config.receptive_radius + 2 * config.size_multiple
     x = torch.randn(1, 1, size, size, requires_grad=True)
@@ -41,3 +47,43 @@ def test_receptive_radius_bounds_the_influence_of_a_pixel(depth):
     ys, xs = torch.nonzero(influenced, as_tuple=True)
     reach = max((ys - centre).abs().max().item(), (xs - centre).abs().max().item())
     assert 0 < reach <= config.receptive_radius
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (37, 50)])
+def test_n2v2_network_keeps_any_size_and_has_no_full_resolution_skip(shape):
+    config = UNetConfig(depth=2, base_channels=4, **N2V2)
+    net = UNet(config).eval()
+    assert net(torch.zeros(2, 1, *shape)).shape == (2, 1, *shape)
+    top = net.up[-1][0]  # the last decoder block sees the upsampled level 1 only
+    assert top.in_channels == 2 * config.base_channels
+    assert UNet(UNetConfig(depth=2, base_channels=4)).up[-1][0].in_channels == 12
+
+
+def test_blur_pool_halves_keeps_constants_and_is_steadier_under_shifts():
+    constant = torch.full((1, 3, 8, 10), 2.5)
+    torch.testing.assert_close(max_blur_pool(constant, (2, 2)), torch.full((1, 3, 4, 5), 2.5))
+    # anti-aliasing: moving the input by one pixel changes the pooled image less than it
+    # changes max-pooling's, which keeps every other sample of the fine detail
+    torch.manual_seed(0)
+    image = torch.randn(1, 1, 66, 66)
+    moved = image[..., 1:65, 1:65], image[..., 1:65, 2:66]
+    changes = {}
+    for name, pool in (("max", torch.nn.functional.max_pool2d), ("blur", max_blur_pool)):
+        a, b = (pool(m, (2, 2)) for m in moved)
+        changes[name] = ((a - b).norm() / a.norm()).item()
+    assert changes["blur"] < 0.7 * changes["max"]
+    volume = torch.randn(1, 2, 5, 8, 6)
+    assert max_blur_pool(volume, (1, 2, 2)).shape == (1, 2, 5, 4, 3)
+
+
+def test_the_exported_architecture_builds_the_same_n2v2_network():
+    torch.manual_seed(0)
+    config = UNetConfig(depth=2, base_channels=4, out_channels=2, **N2V2)
+    net = UNet(config).eval()
+    namespace: dict = {}
+    exec(compile(architecture_source(), "architecture.py", "exec"), namespace)
+    shipped = namespace["UNet"](types.SimpleNamespace(**unet_kwargs(config)))
+    shipped.load_state_dict(net.state_dict())
+    x = torch.randn(1, 1, 37, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(shipped.eval()(x), net(x))

@@ -36,6 +36,8 @@ UNET_ATTRIBUTES = (
     "out_channels",
     "residual",
     "negative_slope",
+    "blur_pool",
+    "top_skip",
     "groups",
     "size_multiple",
     "z_multiple",

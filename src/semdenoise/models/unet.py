@@ -2,7 +2,9 @@
 
 One class serves both roles: ``residual=True`` is the denoiser (output = input +
 correction, so the net learns only the noise-free correction, paper §3.2) and
-``residual=False`` the segmenter (one channel of logits).
+``residual=False`` the segmenter (one channel of logits). N2V2's two changes against
+checkerboard artefacts (Höck et al. 2022) are options: anti-aliased down-sampling
+(``blur_pool``) and no skip connection at full resolution (``top_skip=False``).
 """
 
 from __future__ import annotations
@@ -75,8 +77,15 @@ class UNet(nn.Module):
             self.down.append(ConvBlock(channels, width, slope, dims, groups))
             channels = width
         self.bottom = ConvBlock(widths[-2], widths[-1], slope, dims, groups)
+        skipped = [level > 0 or config.top_skip for level in range(config.depth)]
         self.up = nn.ModuleList(
-            ConvBlock(widths[level + 1] + widths[level], widths[level], slope, dims, groups)
+            ConvBlock(
+                widths[level + 1] + widths[level] * skipped[level],
+                widths[level],
+                slope,
+                dims,
+                groups,
+            )
             for level in reversed(range(config.depth))
         )
         self.head = _CONV[dims](widths[0], config.out_channels, kernel_size=1, groups=groups)
@@ -99,23 +108,28 @@ class UNet(nn.Module):
             padded = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)], mode="replicate")
         else:
             padded = x
-        pool = _MAX_POOL[config.dims]
         skips = []
         features = padded
         for block, factor in zip(self.down, self._factors, strict=True):
             features = block(features)
             skips.append(features)
-            features = pool(features, factor)
+            features = self.downsample(features, factor)
         features = self.bottom(features)
-        for block, skip, factor in zip(
-            self.up, reversed(skips), reversed(self._factors), strict=True
-        ):
+        for block, level in zip(self.up, reversed(range(config.depth)), strict=True):
+            factor = self._factors[level]
             features = F.interpolate(
                 features, scale_factor=tuple(float(f) for f in factor), mode="nearest"
             )
-            features = block(self._join(features, skip))
+            features = block(self._join(features, self.skip(skips, level)))
         out = self.output(self.head(features), padded)
         return out[(..., *(slice(0, size) for size in sizes))]
+
+    def downsample(self, features: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
+        """Max-pooling by ``factor``, or N2V2's max-blur-pool (shared with the fused
+        inference path, predict/inference.py)."""
+        if getattr(self.config, "blur_pool", False):
+            return max_blur_pool(features, factor)
+        return _MAX_POOL[len(factor)](features, factor)
 
     def output(self, head: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
         """The head's output as the network gives it: grouped outputs in order, and a
@@ -130,9 +144,16 @@ class UNet(nn.Module):
             out = out + padded
         return out
 
-    def _join(self, upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    def skip(self, skips: list[torch.Tensor], level: int) -> torch.Tensor | None:
+        """Level ``level``'s skip connection, or None where the network has none (the
+        top level without ``top_skip``)."""
+        return skips[level] if level > 0 or getattr(self.config, "top_skip", True) else None
+
+    def _join(self, upsampled: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         """The skip connection's concatenation, group by group for grouped layers."""
         groups = self.config.groups
+        if skip is None:
+            return upsampled
         if groups == 1:
             return torch.cat([upsampled, skip], dim=1)
         batch, sizes = upsampled.shape[0], upsampled.shape[2:]
@@ -148,6 +169,28 @@ class UNet(nn.Module):
             return out
         batch, sizes = out.shape[0], out.shape[2:]
         return out.reshape(batch, groups, per_group, *sizes).transpose(1, 2).reshape(out.shape)
+
+
+def max_blur_pool(features: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
+    """Anti-aliased down-sampling (Zhang, ICML 2019; N2V2): the maximum over each 2-pixel
+    window at stride 1, then a [1, 2, 1] binomial blur sampled every ``factor`` pixels,
+    per channel. Max-pooling alone aliases high frequencies into the coarse levels,
+    which the decoder paints back as checkerboards. Edges are replicated."""
+    dims = len(factor)
+    pooled = [f > 1 for f in factor]
+    ends = [p for f in reversed(pooled) for p in (0, int(f))]
+    window = tuple(2 if f else 1 for f in pooled)
+    features = _MAX_POOL[dims](F.pad(features, ends, mode="replicate"), window, stride=1)
+    taps = features.new_tensor([0.25, 0.5, 0.25])
+    kernel = features.new_ones(())
+    for f in pooled:
+        kernel = kernel[..., None] * (taps if f else taps.new_ones(1))
+    channels = features.shape[1]
+    weight = kernel.expand(channels, 1, *kernel.shape)
+    sides = [p for f in reversed(pooled) for p in (int(f), int(f))]
+    features = F.pad(features, sides, mode="replicate")
+    convolve = F.conv2d if dims == 2 else F.conv3d
+    return convolve(features, weight, stride=factor, groups=channels)
 
 
 def without_variance_head(net: UNet) -> UNet:

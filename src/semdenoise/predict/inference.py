@@ -134,9 +134,6 @@ def _is_plain_unet(net: nn.Module) -> bool:
     )
 
 
-_MAX_POOL = {2: F.max_pool2d, 3: F.max_pool3d}
-
-
 def _fused_forward(net: UNet, x: torch.Tensor) -> torch.Tensor:
     """``UNet.forward`` (2-D or 3-D), with upsampling and concatenation fused into one
     buffer."""
@@ -146,25 +143,27 @@ def _fused_forward(net: UNet, x: torch.Tensor) -> torch.Tensor:
     pads = [-size % multiple for size, multiple in zip(sizes, multiples, strict=True)]
     if any(pads):
         x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)], mode="replicate")
-    pool = _MAX_POOL[config.dims]
     skips = []
     features = x
     for block, factor in zip(net.down, net._factors, strict=True):
         features = block(features)
         skips.append(features)
-        features = pool(features, factor)
+        features = net.downsample(features, factor)
     features = net.bottom(features)
-    for block, skip, factor in zip(net.up, reversed(skips), reversed(net._factors), strict=True):
-        features = block(_upsample_concat(features, skip, factor))
+    for block, level in zip(net.up, reversed(range(config.depth)), strict=True):
+        features = block(_upsample_concat(features, net.skip(skips, level), net._factors[level]))
     out = net.output(net.head(features), x)
     return out[(..., *(slice(0, size) for size in sizes))]
 
 
 def _upsample_concat(
-    low: torch.Tensor, skip: torch.Tensor, factor: tuple[int, ...]
+    low: torch.Tensor, skip: torch.Tensor | None, factor: tuple[int, ...]
 ) -> torch.Tensor:
     """``cat([nearest_upsample(low, factor), skip], dim=1)`` written into one
-    channels-last buffer: two strided copies instead of two slow generic kernels."""
+    channels-last buffer: two strided copies instead of two slow generic kernels (no
+    ``skip``: the upsampled ``low`` alone)."""
+    if skip is None:
+        return F.interpolate(low, scale_factor=tuple(float(f) for f in factor), mode="nearest")
     batch, low_channels, *sizes = low.shape
     dims = len(sizes)
     channels = low_channels + skip.shape[1]
