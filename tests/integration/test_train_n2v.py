@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -228,6 +230,17 @@ def test_a_learned_noise_model_is_stored_and_used_by_default(tmp_path, noisy_sta
     assert told.shape == noisy.shape and np.isfinite(told).all()
     for denoised in (prior, default, told):
         assert np.mean((denoised - clean) ** 2) < 0.7 * np.mean((noisy - clean) ** 2)
+    # a told sigma is compared with the variances on the scale of the blind-spot error:
+    # the head's own scale (a calibration of 1) is another, and worse on this data
+    scale = model.training["variance_calibration"]
+    assert 0 < scale < 1  # the head overstates the blind passes' error, as on real data
+    uncalibrated = copy.deepcopy(loaded)
+    uncalibrated.training["variance_calibration"] = 1.0
+    np.testing.assert_allclose(
+        sd.denoise(uncalibrated, noisy, noise_sigma=15.0 / np.sqrt(scale)), told, atol=1e-3
+    )
+    unscaled = sd.denoise(uncalibrated, noisy, noise_sigma=15.0)
+    assert np.mean((told - clean) ** 2) < np.mean((unscaled - clean) ** 2)
     # joint training starts from its mean: the variance head is dropped
     joint = sd.train_joint(noisy, labels=(clean > 60).astype(np.uint8), init=loaded, train=QUICK)
     assert joint.denoiser.config.out_channels == 1

@@ -302,6 +302,7 @@ def _posterior(
     sigma (per channel)."""
     channels = len(plane)
     stds = np.reshape(model.normalization.std, -1)
+    calibrations = variance_calibrations(model, channels)
     result = np.empty(normalized.shape, dtype=np.float32)
     for c in range(channels):
         mean, variance = predicted[c], predicted_variance(predicted[channels + c])
@@ -315,9 +316,17 @@ def _posterior(
                 sigma = _as_sigma(noise_sigma)
                 if not sigma >= 0:
                     raise InputError(f"noise sigma must be a number >= 0, got {sigma}")
-            noise_variance = np.float32((sigma / stds[c]) ** 2)
+            # the user's sigma is absolute; the head's variances are on their own scale
+            noise_variance = np.float32((sigma / stds[c]) ** 2 / calibrations[c])
         result[c] = posterior_mean(normalized[c], mean, variance, noise_variance)
     return result
+
+
+def variance_calibrations(model: TrainedModel, channels: int) -> np.ndarray:
+    """Per channel, the blind-spot error over the variance head's mean (training/n2v.py:
+    variance_calibration); 1 for models trained before it was measured."""
+    values = model.training.get("variance_calibration", 1.0)
+    return np.broadcast_to(np.reshape(np.asarray(values, dtype=np.float64), -1), (channels,))
 
 
 def check_network_output(values: np.ndarray, model: TrainedModel, *, source: str) -> None:
