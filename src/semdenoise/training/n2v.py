@@ -174,9 +174,9 @@ def variance_calibration(
     blind passes ``denoise`` makes (predict/blind.py) on central windows of the noisy
     training images (up to ``max_pixels``).
 
-    The head learns v where training masked a pixel by a random neighbour; the blind
-    passes mask by the window median, whose μ is closer, so v overstates the error
-    (measured: 1.6x on EM, 3x on FMD). The learned noise model sits under v and scales
+    On those passes v overstates the error (measured: 1.6x on EM, 3x on FMD); likely
+    because the head learned it where training masked a pixel by a random neighbour,
+    while the passes mask by the window median. The learned noise model sits under v and scales
     with it, but a sigma the user gives is absolute: ``denoise(noise_sigma=S)`` divides
     S² by this factor to compare it with v (models/noise_model.py).
     """
