@@ -39,12 +39,7 @@ from semdenoise.evaluation import evaluate, model_segmenter, write_evaluation
 from semdenoise.evaluation.metrics import psnr
 from semdenoise.evaluation.report import displayed, ruler_can_rank
 from semdenoise.evaluation.ruler import RulerSettings, ruler_note, train_ruler
-from semdenoise.experiments.seeds import (
-    SeedRun,
-    finished_seed,
-    run_and_report,
-    write_seed_report,
-)
+from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
 from semdenoise.report import markdown_table, write_report
 from semdenoise.training import train_joint, train_n2v
 
@@ -245,10 +240,6 @@ def run_em_seeds(
     load_em(data)  # a wrong folder fails before the first seed trains
 
     def one(folder: Path, seed: int) -> SeedRun:
-        finished = finished_seed(folder, replace(settings, seed=seed))
-        if finished is not None:
-            logger.info("seed %d: %s holds its finished run; not trained again", seed, folder)
-            return finished
         result = run_em(folder, replace(settings, seed=seed), data=data)
         return SeedRun(seed, result["rows"], result["downstream_ranked"], result["wall_seconds"])
 
@@ -270,4 +261,4 @@ def run_em_seeds(
             data={"settings": asdict(settings)},
         )
 
-    return run_and_report(one, out, seeds, report)
+    return run_and_report(one, out, seeds, report, settings=settings)

@@ -51,12 +51,7 @@ from semdenoise.evaluation.intervals import add_intervals
 from semdenoise.evaluation.metrics import psnr
 from semdenoise.evaluation.report import displayed
 from semdenoise.experiments.em import add_gaussian_noise
-from semdenoise.experiments.seeds import (
-    SeedRun,
-    finished_seed,
-    run_and_report,
-    write_seed_report,
-)
+from semdenoise.experiments.seeds import SeedRun, run_and_report, write_seed_report
 from semdenoise.report import markdown_table, save_bars, save_curves, write_report
 
 logger = logging.getLogger(__name__)
@@ -385,10 +380,6 @@ def run_nuclei_seeds(
     load_nuclei(data)  # a wrong folder fails before the first seed trains
 
     def one(folder: Path, seed: int) -> SeedRun:
-        finished = finished_seed(folder, replace(settings, seed=seed))
-        if finished is not None:
-            logger.info("seed %d: %s holds its finished run; not trained again", seed, folder)
-            return finished
         result = run_nuclei(folder, replace(settings, seed=seed), data=data)
         return SeedRun(seed, result["rows"], True, result["wall_seconds"])
 
@@ -408,4 +399,4 @@ def run_nuclei_seeds(
             data={"settings": asdict(settings)},
         )
 
-    return run_and_report(one, out, seeds, report)
+    return run_and_report(one, out, seeds, report, settings=settings)

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +177,23 @@ def run_and_report(
     out: str | Path,
     seeds: Sequence[int],
     report: Callable[[list[SeedRun]], dict[str, Any]],
+    *,
+    settings: Any = None,
 ) -> dict[str, Any]:
     """One seed: its run writes straight into ``out``. Several: each into
     ``out/seed_<s>/`` and ``report(runs)`` writes the report over seeds into ``out``.
+    Given ``settings`` (a dataclass with a ``seed``), a seed whose folder holds its
+    finished run with them is read back, not run again (:func:`finished_seed`).
     Returns the summary rows (``"rows"``) and the total wall time."""
+    fresh = run_one
+
+    def run_one(folder: Path, seed: int) -> SeedRun:
+        finished = None if settings is None else finished_seed(folder, replace(settings, seed=seed))
+        if finished is not None:
+            logger.info("seed %d: %s holds its finished run; not trained again", seed, folder)
+            return finished
+        return fresh(folder, seed)
+
     if len(seeds) == 1:
         run = run_one(Path(out), seeds[0])
         return {"rows": run.rows, "wall_seconds": run.wall_seconds}

@@ -77,10 +77,9 @@ class UNet(nn.Module):
             self.down.append(ConvBlock(channels, width, slope, dims, groups))
             channels = width
         self.bottom = ConvBlock(widths[-2], widths[-1], slope, dims, groups)
-        skipped = [level > 0 or config.top_skip for level in range(config.depth)]
         self.up = nn.ModuleList(
             ConvBlock(
-                widths[level + 1] + widths[level] * skipped[level],
+                widths[level + 1] + widths[level] * self.has_skip(level),
                 widths[level],
                 slope,
                 dims,
@@ -127,7 +126,7 @@ class UNet(nn.Module):
     def downsample(self, features: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
         """Max-pooling by ``factor``, or N2V2's max-blur-pool (shared with the fused
         inference path, predict/inference.py)."""
-        if getattr(self.config, "blur_pool", False):
+        if self.config.blur_pool:
             return max_blur_pool(features, factor)
         return _MAX_POOL[len(factor)](features, factor)
 
@@ -144,10 +143,14 @@ class UNet(nn.Module):
             out = out + padded
         return out
 
+    def has_skip(self, level: int) -> bool:
+        """Whether level ``level`` has a skip connection: all but the top one without
+        ``top_skip``."""
+        return level > 0 or self.config.top_skip
+
     def skip(self, skips: list[torch.Tensor], level: int) -> torch.Tensor | None:
-        """Level ``level``'s skip connection, or None where the network has none (the
-        top level without ``top_skip``)."""
-        return skips[level] if level > 0 or getattr(self.config, "top_skip", True) else None
+        """Level ``level``'s skip connection, or None where the network has none."""
+        return skips[level] if self.has_skip(level) else None
 
     def _join(self, upsampled: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         """The skip connection's concatenation, group by group for grouped layers."""
