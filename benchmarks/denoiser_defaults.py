@@ -123,6 +123,7 @@ KEYS = {
     "lr": ("train", "learning_rate", float),
     "crop": ("train", "crop_size", int),
     "batch": ("train", "batch_size", int),
+    "objective": ("masking", "objective", str),
     "ppm": ("masking", "pixels_per_mask", float),
     "replacement": ("masking", "replacement", str),
     "radius": ("masking", "radius", int),

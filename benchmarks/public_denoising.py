@@ -1,7 +1,8 @@
 """The denoiser with its defaults against the field's baselines, on three public data sets.
 
 Everything trains for a fixed number of steps with the library's defaults (no sigma,
-no preset), through the same calls a user's script makes; seeds give intervals.
+no preset; ``--objective`` the one setting that may change), through the same calls a
+user's script makes; seeds give intervals.
 
 * ``em``: Lucchi EM, Gaussian noise sigma 25 (0–255, not clipped); trained on the 20
   noisy training-stack slices, scored on 512x512 crops of the 10 noisy testing-stack
@@ -95,6 +96,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--bsd68", type=Path, help="folder of the BSD68 test images")
+    parser.add_argument(
+        "--objective",
+        choices=["n2v", "neighbor2neighbor"],
+        default="n2v",
+        help="the training objective (MaskingConfig.objective; default the library's)",
+    )
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -109,9 +116,11 @@ def main() -> None:
             best = oracle_bm3d(clean, noisy, np.geomspace(2, 40, 10))
             rows.append({"method": f"BM3D, best sigma {best.pop('sigma'):.1f} (oracle)", **best})
     runs = []
+    name = "defaults" if args.objective == "n2v" else f"--objective {args.objective}"
     for seed in args.seeds:
         train = sd.TrainConfig(steps=args.steps, seed=seed)
-        model = sd.train_n2v(train_images, train=train)
+        masking = sd.MaskingConfig(objective=args.objective)
+        model = sd.train_n2v(train_images, train=train, masking=masking)
         started = time.perf_counter()
         denoised = [sd.denoise(model, n) for n in noisy]
         run = {
@@ -122,20 +131,21 @@ def main() -> None:
             "noise model": model.training.get("noise_model"),
             "variance calibration": model.training.get("variance_calibration"),
         }
-        if sigma is not None:  # a user who knows the noise: --noise-sigma
+        knows_sigma = sigma is not None and args.objective == "n2v"
+        if knows_sigma:  # a user who knows the noise: --noise-sigma
             told = scores(clean, [sd.denoise(model, n, noise_sigma=sigma) for n in noisy])
             run.update({f"{key}, sigma told": value for key, value in told.items()})
         runs.append(run)
         print(run, flush=True)
     rows.append(
         {
-            "method": f"semdenoise defaults, {args.steps} steps, {len(runs)} seed(s)",
+            "method": f"semdenoise {name}, {args.steps} steps, {len(runs)} seed(s)",
             "PSNR": interval([r["PSNR"] for r in runs]),
             "SSIM": interval([r["SSIM"] for r in runs]),
             "train minutes": round(float(np.median([r["train seconds"] for r in runs])) / 60, 1),
         }
     )
-    if sigma is not None:
+    if sigma is not None and args.objective == "n2v":
         rows.append(
             {
                 "method": f"semdenoise, same models, --noise-sigma {sigma:g}",

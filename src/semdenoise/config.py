@@ -165,8 +165,16 @@ def _receptive_radius(pools: tuple[bool, ...], *, blur: bool = False) -> int:
 
 
 class MaskingConfig(_Config):
-    """Blind-spot masking for Noise2Void training (paper §2.1, Fig. 2)."""
+    """How a denoiser learns from noisy images alone: blind-spot masking for Noise2Void
+    (paper §2.1, Fig. 2), or Neighbor2Neighbor's pairs of sub-images (no mask)."""
 
+    objective: Literal["n2v", "neighbor2neighbor"] = Field(
+        "n2v",
+        description="n2v: predict masked pixels from their neighbours (the paper; the "
+        "other masking settings); neighbor2neighbor: predict one pixel of every 2x2 cell "
+        "from another (Huang et al. 2021; training/neighbor2neighbor.py): every pixel "
+        "trains, one pass denoises, no learned noise model. 2-D only.",
+    )
     mode: Literal["grid", "patch"] = Field(
         "grid",
         description="grid: full images, one masked pixel per grid cell (the paper); "

@@ -1,5 +1,7 @@
 import copy
+import csv
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -255,3 +257,93 @@ def test_noise_model_is_2d_only(noisy_stack):
             train=QUICK,
             noise=sd.NoiseConfig(model="gaussian"),
         )
+
+
+NEIGHBOURS = sd.MaskingConfig(objective="neighbor2neighbor")
+
+
+def test_neighbor2neighbor_learns_to_denoise_in_one_pass(tmp_path, noisy_stack):
+    clean, noisy = noisy_stack
+    out = tmp_path / "nb2nb.pt"
+    model = sd.train_n2v(
+        noisy,
+        unet=sd.UNetConfig(depth=2, base_channels=8),
+        masking=NEIGHBOURS,
+        train=sd.TrainConfig(steps=150, batch_size=3, learning_rate=2e-3, val_fraction=0.0),
+        out=out,
+    )
+    # no variance head, no noise model, no blind-spot error: nothing to blend back
+    assert model.denoiser.config.out_channels == 1
+    assert model.training["noise"]["model"] == "none"
+    assert "blind_spot_mse" not in model.training and "noise_model" not in model.training
+    loaded = sd.load_model(out)
+    assert loaded.training["masking"]["objective"] == "neighbor2neighbor"
+    denoised = sd.denoise(loaded, noisy)
+    np.testing.assert_array_equal(denoised, sd.denoise(model, noisy))
+    assert np.mean((denoised - clean) ** 2) < 0.6 * np.mean((noisy - clean) ** 2)
+    with pytest.raises(InputError, match="neighbor2neighbor, whose network sees every pixel"):
+        sd.denoise(loaded, noisy, noise_sigma=15.0)
+
+
+class StopAfter(L.Callback):
+    """Ends a run after ``steps`` steps, as a Ctrl-C or a time limit would (a model and
+    a checkpoint are written); the planned steps, and with them the schedules, stay."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
+
+
+def test_neighbor2neighbor_resumes_exactly_as_a_straight_run(tmp_path, noisy_stack, tiny_unet):
+    """The generator, the learning rate and the regulariser's ramp all continue, and the
+    loss log keeps the first run's rows (Lightning's logger would delete them)."""
+    _, noisy = noisy_stack
+    out = tmp_path / "nb2nb.pt"
+    train = QUICK.model_copy(update={"crop_size": 32, "val_fraction": 0.34, "val_every": 2})
+    run = {"unet": tiny_unet, "masking": NEIGHBOURS, "train": train}
+    stopped = sd.train_n2v(noisy, **run, out=out, callbacks=[StopAfter(4)])
+    assert stopped.training["steps"] == 4
+    resumed = sd.train_n2v(noisy, **run, out=out, resume=True)
+    straight = sd.train_n2v(noisy, **run)
+    assert resumed.training["steps"] == 6
+    with open(checkpoint_dir_for(out) / "logs" / "metrics.csv", newline="") as handle:
+        validated = [int(r["step"]) for r in csv.DictReader(handle) if r.get("val_loss")]
+    # after steps 2 and 4 (the first run, kept), then once more in the resumed run
+    assert validated[:2] == [1, 3] and len(validated) == 3 and validated[2] > 3
+    for name, value in weights(straight).items():
+        torch.testing.assert_close(weights(resumed)[name], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("unet", "noise", "images", "message"),
+    [
+        (sd.UNetConfig(depth=2, base_channels=4), sd.NoiseConfig(model="gaussian"), None,
+         "--noise-model gaussian needs the blind spot of --objective n2v"),
+        (sd.UNetConfig(dims=3, depth=1, base_channels=4), None, None,
+         "--objective neighbor2neighbor is 2-D only"),
+        (sd.UNetConfig(depth=2, base_channels=4), None,
+         np.random.default_rng(0).normal(size=(2, 12, 40)).astype(np.float32),
+         "smaller than the 16x16"),  # half-size sub-images of at least 8x8
+    ],
+)  # fmt: skip
+def test_neighbor2neighbor_refuses_what_it_cannot_train_in_one_line(
+    noisy_stack, unet, noise, images, message
+):
+    images = noisy_stack[1] if images is None else images
+    with pytest.raises(InputError, match=message):
+        sd.train_n2v(images, unet=unet, masking=NEIGHBOURS, train=QUICK, noise=noise)
+
+
+def test_joint_training_with_neighbor2neighbor(noisy_stack, tiny_unet):
+    clean, noisy = noisy_stack
+    labels = (clean > 60).astype(np.uint8)
+    train = sd.TrainConfig(steps=8, batch_size=2, val_fraction=0.34, val_every=4)
+    model = sd.train_joint(noisy, labels=labels, unet=tiny_unet, masking=NEIGHBOURS, train=train)
+    assert model.training["masking"]["objective"] == "neighbor2neighbor"
+    assert "blind_spot_mse" not in model.training
+    assert np.isfinite(model.training["metrics"]["val_n2v"])
+    assert sd.denoise(model, noisy).shape == noisy.shape
+    assert sd.segment(model, noisy).shape == noisy.shape

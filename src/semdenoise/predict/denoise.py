@@ -381,6 +381,11 @@ def _estimated_center_weights(model: TrainedModel, plane: np.ndarray) -> np.ndar
 
 def _blind_spot_mse(model: TrainedModel) -> np.ndarray:
     mse = model.training.get("blind_spot_mse")
+    if mse is None and model.training.get("masking", {}).get("objective") == "neighbor2neighbor":
+        raise InputError(
+            "--noise-sigma: this model was trained with neighbor2neighbor, whose network "
+            "sees every pixel; it has no blind spot to give back (denoise without it)"
+        )
     if mse is None:
         raise InputError(
             f"model of kind {model.kind!r} has no stored blind-spot error; --noise-sigma "

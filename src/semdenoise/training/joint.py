@@ -57,7 +57,18 @@ from semdenoise.training.loading import (
 )
 from semdenoise.training.losses import n2v_loss, segmentation_loss, style_loss
 from semdenoise.training.masking import mask_batch
-from semdenoise.training.n2v import blind_spot_statistics, check_3d_options, seeded_unet
+from semdenoise.training.n2v import (
+    blind_spot_statistics,
+    check_3d_options,
+    objective_min_size,
+    seeded_unet,
+)
+from semdenoise.training.neighbor2neighbor import (
+    neighbor2neighbor_loss,
+    neighbour_regulariser_weight,
+    noise2noise_term,
+    pair_choice,
+)
 from semdenoise.training.runner import TrainingModule, run_training
 from semdenoise.training.sampling import ImageBank, augment, centre_crop, label_planes
 
@@ -147,15 +158,12 @@ class JointModule(TrainingModule):
         noisy = sample[:, : self._train_bank.channels]
         if self.pretraining:  # a weak segmenter on the noisy images
             loss = self.segmentation_term(self.segment(noisy, noisy), sample)
-            if self.joint.pretrain_denoiser:  # and, independently, N2V alone
-                masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
-                loss = loss + n2v_loss(self.denoiser(masked), noisy, positions)
+            if self.joint.pretrain_denoiser:  # and, independently, the denoiser alone
+                loss = loss + self.denoising_term(noisy)[0]
             self.check_finite(loss)
             self.log("pretrain_loss", loss, prog_bar=True, on_step=True)
             return loss
-        masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
-        denoised = self.denoiser(masked)
-        l1 = n2v_loss(denoised, noisy, positions)
+        l1, denoised = self.denoising_term(noisy)
         if self.supervised:
             l2 = self.segmentation_term(self.segment(noisy, denoised), sample)
         else:
@@ -166,6 +174,21 @@ class JointModule(TrainingModule):
         self.log_dict({"l1_n2v": l1, "l2_task": l2}, on_step=True)
         self.log("train_loss", loss, prog_bar=True, on_step=True)
         return loss
+
+    def denoising_term(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 3's l1 and the denoised batch the task term sees. N2V: the loss at the
+        masked pixels, and the output on the masked images (the paper's cascade).
+        Neighbor2Neighbor: its loss, and the output on the noisy images as they are,
+        which is also what the segmenter meets when it is used."""
+        if self.masking.objective == "neighbor2neighbor":
+            choice = pair_choice(noisy, self.generator)
+            weight = neighbour_regulariser_weight(self.progress)
+            return neighbor2neighbor_loss(self.denoiser, noisy, choice, weight), self.denoiser(
+                noisy
+            )
+        masked, positions = mask_batch(noisy, self.masking, generator=self.generator)
+        denoised = self.denoiser(masked)
+        return n2v_loss(denoised, noisy, positions), denoised
 
     def segment(self, noisy: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
         """The segmenter's logits on the denoised image, or with ``segment_input="both"``
@@ -199,16 +222,13 @@ class JointModule(TrainingModule):
                 else centre_crop(sample, self.crop)
             )
         noisy = sample[:, : self._train_bank.channels]
-        masking = self.masking.model_copy(update={"mode": "grid"})
-        masked, positions = mask_batch(noisy, masking, generator=generator)
-        denoised = self.denoiser(masked)
-        self.log(
-            "val_n2v",
-            n2v_loss(denoised, noisy, positions),
-            on_epoch=True,
-            batch_size=1,
-            sync_dist=True,
-        )
+        if self.masking.objective == "neighbor2neighbor":
+            loss = noise2noise_term(self.denoiser, noisy, pair_choice(noisy, generator))
+        else:
+            masking = self.masking.model_copy(update={"mode": "grid"})
+            masked, positions = mask_batch(noisy, masking, generator=generator)
+            loss = n2v_loss(self.denoiser(masked), noisy, positions)
+        self.log("val_n2v", loss, on_epoch=True, batch_size=1, sync_dist=True)
         if self.supervised:
             logits = self.segment(noisy, self.denoiser(noisy))
             loss = self.segmentation_term(logits, sample)
@@ -309,7 +329,9 @@ def train_joint(
         data = prepare_training_data(
             images,
             labels,
-            min_size=(start.denoiser.config if start is not None else unet).min_size,
+            min_size=objective_min_size(
+                start.denoiser.config if start is not None else unet, masking
+            ),
             val_fraction=train.val_fraction,
             seed=train.seed,
             **labelled,
@@ -377,10 +399,17 @@ def train_joint(
             # the N2V term keeps the denoiser a blind-spot predictor, so it can blend with
             # the observed pixel at a known sigma like N2V (denoise(noise_sigma=...)); the
             # segmentation term may teach it to pass some of each pixel's own value
-            # through, which lowers this error and so the blend weight it leads to
-            "blind_spot_mse": blind_spot_statistics(
-                denoiser, data.train_bank, data.normalization, NoiseConfig()
-            )[0],
+            # through, which lowers this error and so the blend weight it leads to.
+            # Neighbor2Neighbor's denoiser sees every pixel: nothing to blend back.
+            **(
+                {}
+                if masking.objective == "neighbor2neighbor"
+                else {
+                    "blind_spot_mse": blind_spot_statistics(
+                        denoiser, data.train_bank, data.normalization, NoiseConfig()
+                    )[0]
+                }
+            ),
             **summary,
         },
     )

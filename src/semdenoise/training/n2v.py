@@ -1,4 +1,5 @@
-"""Noise2Void training: the paper's grid masking on full images, or classic patches.
+"""Noise2Void training: the paper's grid masking on full images, or classic patches
+(or, ``MaskingConfig.objective``, Neighbor2Neighbor: training/neighbor2neighbor.py).
 
 One step: sample images (full, or random patches) on the device, apply one of the 8
 rotations/flips, mask, run the residual U-Net, and take the MSE at the masked pixels
@@ -39,6 +40,7 @@ from semdenoise.predict.tiling import predict_tiled
 from semdenoise.training.loading import ImagesLike, prepare_training_data, prepare_training_volumes
 from semdenoise.training.losses import n2v_loss, n2v_variance_loss
 from semdenoise.training.masking import mask_batch
+from semdenoise.training.neighbor2neighbor import Neighbor2NeighborModule
 from semdenoise.training.runner import TrainingModule, run_training
 from semdenoise.training.sampling import ImageBank, augment, centre_crop
 from semdenoise.training.streaming import centre_window
@@ -196,8 +198,29 @@ def variance_calibration(
     return scales[0] if channels == 1 else scales
 
 
+def objective_noise(masking: MaskingConfig, noise: NoiseConfig) -> NoiseConfig:
+    """The noise model an objective learns: Neighbor2Neighbor none (``auto`` becomes
+    ``none``; asking for one is refused in one line)."""
+    if masking.objective == "n2v":
+        return noise
+    if noise.model not in ("auto", "none"):
+        raise InputError(
+            f"--noise-model {noise.model} needs the blind spot of --objective n2v; "
+            "neighbor2neighbor learns no noise model (use --noise-model none or auto)"
+        )
+    return noise.model_copy(update={"model": "none"})
+
+
+def objective_min_size(unet: UNetConfig, masking: MaskingConfig) -> int:
+    """The smallest image side an objective trains on: Neighbor2Neighbor feeds the
+    network half-size sub-images."""
+    return unet.min_size * (2 if masking.objective == "neighbor2neighbor" else 1)
+
+
 def check_3d_options(unet: UNetConfig, masking: MaskingConfig, train: TrainConfig) -> None:
     """Refuse, in one line, settings a 3-D network cannot train with."""
+    if masking.objective == "neighbor2neighbor":
+        raise InputError("--objective neighbor2neighbor is 2-D only; train 3-D networks with n2v")
     if masking.mode == "patch":
         raise InputError(
             "--masking patch is 2-D only; a 3-D network trains on random crops "
@@ -267,9 +290,10 @@ def train_n2v(
     unet = unet or UNetConfig()
     masking = masking or MaskingConfig()
     train = train or TrainConfig()
-    noise = (noise or NoiseConfig()).resolved(unet.dims)
+    noise = objective_noise(masking, noise or NoiseConfig()).resolved(unet.dims)
     if noise.model != "none" and unet.dims == 3:
         raise InputError("--noise-model is 2-D only; train 3-D networks with --noise-model none")
+    neighbours = masking.objective == "neighbor2neighbor"
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     if unet.dims == 3:
@@ -287,7 +311,7 @@ def train_n2v(
         data = prepare_training_data(
             images,
             None,
-            min_size=unet.min_size,
+            min_size=objective_min_size(unet, masking),
             val_fraction=train.val_fraction,
             seed=train.seed,
             axes=axes,
@@ -298,10 +322,19 @@ def train_n2v(
     outputs = data.channels * (1 if noise.model == "none" else 2)
     unet = unet.model_copy(update={"in_channels": data.channels, "out_channels": outputs})
     denoiser = seeded_unet(unet, train.seed)
-    module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
+    if neighbours:
+        module: TrainingModule = Neighbor2NeighborModule(
+            denoiser, train, data.train_bank, data.val_bank
+        )
+    else:
+        module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
     denoiser = module.denoiser.cpu().eval()
-    mse, noise_model = blind_spot_statistics(denoiser, data.train_bank, data.normalization, noise)
+    mse, noise_model = None, None
+    if not neighbours:  # a network that sees every pixel has no blind-spot error
+        mse, noise_model = blind_spot_statistics(
+            denoiser, data.train_bank, data.normalization, noise
+        )
     if isinstance(noise_model, list):
         noise_record = [m.to_dict() for m in noise_model]
     else:
@@ -319,7 +352,7 @@ def train_n2v(
             "loading": data.loading,
             "validation_images": data.validation_count,
             "noise": noise.model_dump(),
-            "blind_spot_mse": mse,
+            **({"blind_spot_mse": mse} if mse is not None else {}),
             **(
                 {"noise_model": noise_record, "variance_calibration": calibration}
                 if noise_record is not None

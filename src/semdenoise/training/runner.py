@@ -13,6 +13,7 @@ generator, and only global rank 0 lives on after training to write the model.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import math
@@ -365,8 +366,9 @@ def end_other_ranks(trainer: L.Trainer) -> None:
         sys.exit(0)
 
 
-def check_checkpoint(path: Path, module: TrainingModule) -> None:
-    """Refuse, in one line, a checkpoint that is unreadable, unsafe or from another network."""
+def check_checkpoint(path: Path, module: TrainingModule) -> dict[str, Any]:
+    """Refuse, in one line, a checkpoint that is unreadable, unsafe or from another
+    network; return it."""
     checkpoint = load_plain_data(path, what="checkpoint")
     saved = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
@@ -384,6 +386,37 @@ def check_checkpoint(path: Path, module: TrainingModule) -> None:
             f"{path}: checkpoint of a different network ({len(different)} tensor(s) differ, "
             f"e.g. {different[0]}); resume with the options it was trained with"
         )
+    return checkpoint
+
+
+LOG_FILE = Path("logs") / "metrics.csv"
+
+
+def earlier_log(checkpoint_dir: Path | None, until_step: int) -> list[dict[str, str]]:
+    """The rows of a resumed run's loss log up to its checkpoint's step, which Lightning's
+    CSV logger would delete when the resumed run writes its own; :func:`merge_log`
+    writes them back in front."""
+    if checkpoint_dir is None or not (checkpoint_dir / LOG_FILE).is_file():
+        return []
+    with open(checkpoint_dir / LOG_FILE, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if int(row["step"]) < until_step]
+
+
+def merge_log(checkpoint_dir: Path | None, earlier: list[dict[str, str]]) -> None:
+    """Put the earlier rows back in front of the resumed run's (columns: the union)."""
+    if checkpoint_dir is None or not earlier:
+        return
+    path = checkpoint_dir / LOG_FILE
+    later = []
+    if path.is_file():
+        with open(path, newline="") as handle:
+            later = list(csv.DictReader(handle))
+    rows = earlier + later
+    columns = sorted(set().union(*rows), key=lambda c: (c != "step", c))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 class _sigint_restored:
@@ -415,12 +448,13 @@ def run_training(
     config = module.train_config
     checkpoint_dir = checkpoint_dir_for(out) if out is not None else None
     val_loader = validation_loader(module._val_bank)
-    resume_from = None
+    resume_from, earlier = None, []
     if resume:
         if checkpoint_dir is None or not (checkpoint_dir / LAST_CHECKPOINT).is_file():
             raise InputError(f"--resume: no checkpoint found in {checkpoint_dir}")
         resume_from = checkpoint_dir / LAST_CHECKPOINT
-        check_checkpoint(resume_from, module)
+        step = int(check_checkpoint(resume_from, module).get("global_step", 0))
+        earlier = earlier_log(checkpoint_dir, step)
     callbacks = list(callbacks)
     logger_ = False
     if checkpoint_dir is not None:
@@ -463,6 +497,10 @@ def run_training(
         # a frozen style segmenter is in eval mode on purpose (joint unsupervised mode)
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
         warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
+        # a resumed run's earlier log rows are kept (earlier_log, merge_log)
+        warnings.filterwarnings(
+            "ignore", ".*Experiment logs directory .* exists and is not empty.*"
+        )
         with _sigint_restored():
             try:
                 trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
@@ -473,6 +511,9 @@ def run_training(
                 raise TrainingInterrupted(
                     f"training interrupted at step {trainer.global_step}{where}"
                 ) from e
+            finally:
+                if trainer.global_rank == 0:
+                    merge_log(checkpoint_dir, earlier)
     end_other_ranks(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
