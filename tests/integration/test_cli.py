@@ -319,3 +319,26 @@ def test_cli_trains_a_noise_model_and_denoise_uses_it(cli, tmp_path, stack_file)
     prior = tifffile.imread(tmp_path / "out1.tif")
     assert posterior.shape == tifffile.imread(stack_file).shape
     assert not np.array_equal(posterior, prior)
+
+
+def test_cli_trains_with_neighbor2neighbor_and_denoise_refuses_a_sigma(cli, tmp_path, stack_file):
+    model = tmp_path / "m.pt"
+    code, _, err = cli(
+        "train", "n2v", str(stack_file), "--out", str(model), *TINY,
+        "--objective", "neighbor2neighbor",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "objective: neighbor2neighbor" in (tmp_path / "m.pt.yaml").read_text()
+    out = tmp_path / "out.tif"
+    code, _, err = cli("denoise", str(model), str(stack_file), str(out))
+    assert code == 0, err
+    assert tifffile.imread(out).shape == tifffile.imread(stack_file).shape
+    refused = tmp_path / "refused.tif"
+    code, _, err = cli("denoise", str(model), str(stack_file), str(refused), "--noise-sigma", "9")
+    assert code == 2 and err.count("\n") == 1 and "sees every pixel" in err, err
+    assert not refused.exists()
+    code, _, err = cli(
+        "train", "n2v", str(stack_file), "--out", str(tmp_path / "g.pt"), *TINY,
+        "--objective", "neighbor2neighbor", "--noise-model", "gaussian",
+    )  # fmt: skip
+    assert code == 2 and "needs the blind spot of --objective n2v" in err, err
