@@ -170,6 +170,8 @@ def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dic
     for blend in blends:
         if blend == "prior":  # a noise model's blind-spot prediction alone
             denoised = [sd.denoise(model, n, posterior=False) for n in noisy]
+        elif blend == "tta":  # the 8 rotations/flips averaged (denoise --tta)
+            denoised = [sd.denoise(model, n, tta=True) for n in noisy]
         else:
             denoised = [sd.denoise(model, n, noise_sigma=blend) for n in noisy]
         suffix = "" if blend is None else f" ({blend})"
@@ -188,7 +190,8 @@ def main() -> None:
         "--blends",
         nargs="*",
         default=["none"],
-        help="observed-pixel blends to score: none, auto, or a sigma",
+        help="what to score: none (the default output), auto or a sigma (blended with "
+        "the observed pixel), prior (no posterior), tta (8 symmetries averaged)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

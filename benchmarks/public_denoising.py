@@ -102,6 +102,9 @@ def main() -> None:
         default="n2v",
         help="the training objective (MaskingConfig.objective; default the library's)",
     )
+    parser.add_argument(
+        "--tta", action="store_true", help="also score the same models with denoise --tta"
+    )
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -131,6 +134,9 @@ def main() -> None:
             "noise model": model.training.get("noise_model"),
             "variance calibration": model.training.get("variance_calibration"),
         }
+        if args.tta:  # the 8 rotations/flips averaged
+            averaged = scores(clean, [sd.denoise(model, n, tta=True) for n in noisy])
+            run.update({f"{key}, tta": value for key, value in averaged.items()})
         knows_sigma = sigma is not None and args.objective == "n2v"
         if knows_sigma:  # a user who knows the noise: --noise-sigma
             told = scores(clean, [sd.denoise(model, n, noise_sigma=sigma) for n in noisy])
@@ -145,6 +151,14 @@ def main() -> None:
             "train minutes": round(float(np.median([r["train seconds"] for r in runs])) / 60, 1),
         }
     )
+    if args.tta:
+        rows.append(
+            {
+                "method": "semdenoise, same models, --tta",
+                "PSNR": interval([r["PSNR, tta"] for r in runs]),
+                "SSIM": interval([r["SSIM, tta"] for r in runs]),
+            }
+        )
     if sigma is not None and args.objective == "n2v":
         rows.append(
             {
