@@ -30,7 +30,8 @@ NEIGHBOUR_PAIRS = torch.tensor([(0, 1), (0, 2), (1, 3), (2, 3), (1, 0), (2, 0), 
 # a crop side and batch that measured well on 2 CPU cores (benchmarks/denoiser_defaults.py)
 DEFAULT_CROP = 256
 DEFAULT_BATCH = 4
-# the regulariser's weight ramps from 1 to 2 over the run (the paper's gamma)
+# the regulariser's weight gamma rises from 1 to 2 over the run (the paper settles on 2;
+# the rise eases the start, when the output on the whole crop is still poor)
 REGULARISER_START, REGULARISER_END = 1.0, 2.0
 
 
@@ -59,7 +60,7 @@ def neighbour_subsample(
 
 
 def neighbour_regulariser_weight(progress: float) -> float:
-    """The regulariser's weight γ at a run's ``progress`` (0 to 1): the paper's ramp."""
+    """The regulariser's weight γ at a run's ``progress`` (0 to 1)."""
     return REGULARISER_START + (REGULARISER_END - REGULARISER_START) * progress
 
 
@@ -75,7 +76,7 @@ def neighbor2neighbor_loss(
     choice: torch.Tensor,
     regulariser_weight: float,
 ) -> torch.Tensor:
-    """Eq. 4 of the paper: ||f(g1(y)) − g2(y)||² + γ ||f(g1(y)) − g2(y) − (g1(f(y)) − g2(f(y)))||².
+    """The paper's loss: ||f(g1(y)) − g2(y)||² + γ ||f(g1(y)) − g2(y) − (g1(f(y)) − g2(f(y)))||².
 
     The regulariser's f(y) is the network's output on the whole crop, without gradient
     (the paper's stop-gradient) and with BatchNorm's running statistics (eval mode), so
