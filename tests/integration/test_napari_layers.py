@@ -55,6 +55,15 @@ def test_n2v_trains_on_a_layer_and_adds_a_denoised_layer_in_place(viewer, tiny_u
     np.testing.assert_array_equal(layer.data, sd.denoise(model, noisy.data, axes="SYX"))
 
 
+def test_neighbor2neighbor_trains_on_a_layer(viewer, tiny_unet):
+    noisy = viewer.layers["noisy"]
+    model = train_on_layers("neighbor2neighbor", [noisy], steps=2, unet=tiny_unet)
+    assert model.training["masking"]["objective"] == "neighbor2neighbor"
+    assert describe_model(model).startswith("Neighbor2Neighbor denoiser")
+    layer = add(viewer, denoised_layer(model, noisy))
+    np.testing.assert_array_equal(layer.data, sd.denoise(model, noisy.data, axes="SYX"))
+
+
 def test_stop_ends_training_early_with_a_complete_model(viewer, tiny_unet):
     progress = TrainingProgress()
     progress.stop()  # asked before the first step: training ends after it

@@ -19,9 +19,10 @@ from semdenoise.errors import InputError
 from semdenoise.io.axes import default_axes
 from semdenoise.models.trained import TrainedModel
 
-TrainMode = Literal["n2v", "seg", "joint"]
+TrainMode = Literal["n2v", "neighbor2neighbor", "seg", "joint"]
 TRAIN_MODES: dict[str, TrainMode] = {
     "Denoiser (Noise2Void)": "n2v",
+    "Denoiser (Neighbor2Neighbor)": "neighbor2neighbor",
     "Segmenter (labels)": "seg",
     "Joint denoiser + segmenter (labels)": "joint",
 }
@@ -118,7 +119,7 @@ def train_on_layers(
     settings are the command line's defaults (``unet`` overrides the architecture),
     run for a fixed number of ``steps``.
     """
-    from semdenoise.config import TrainConfig
+    from semdenoise.config import MaskingConfig, TrainConfig
     from semdenoise.training import train_joint, train_n2v, train_seg
 
     if mode not in TRAIN_MODES.values():
@@ -135,6 +136,9 @@ def train_on_layers(
     options = {"train": train, "unet": unet, "axes": layout, "callbacks": callbacks}
     if mode == "n2v":
         return train_n2v(_one_or_list(arrays), **options)
+    if mode == "neighbor2neighbor":  # train n2v --objective neighbor2neighbor
+        masking = MaskingConfig(objective="neighbor2neighbor")
+        return train_n2v(_one_or_list(arrays), masking=masking, **options)
     pairs = list(labels) + [None] * (len(images) - len(labels))
     label_arrays = [
         None if lab is None else label_array(lab, arr, layout)
@@ -222,7 +226,12 @@ def _placement(layer: Any, axes: str, *, drop_channels: bool = False) -> dict[st
 
 def describe_model(model: TrainedModel) -> str:
     """A few words on a model for the widget: kind, networks, steps, channels."""
-    kinds = {"n2v": "Noise2Void denoiser", "seg": "segmenter", "joint": "joint model"}
+    neighbours = model.training.get("masking", {}).get("objective") == "neighbor2neighbor"
+    kinds = {
+        "n2v": "Neighbor2Neighbor denoiser" if neighbours else "Noise2Void denoiser",
+        "seg": "segmenter",
+        "joint": "joint model (Neighbor2Neighbor)" if neighbours else "joint model",
+    }
     parts = [kinds.get(model.kind, model.kind)]
     network = model.denoiser or model.segmenter
     if network is not None:
