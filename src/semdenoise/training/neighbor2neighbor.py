@@ -9,9 +9,11 @@ whole crop, so that what it learns at half resolution holds at full resolution.
 
 Why it is here: every pixel carries loss (N2V's grid: one in 25), and the network sees
 the pixel it denoises, so one pass denoises where the blind-spot posterior needs 16
-(predict/blind.py). Measured on the development data at equal CPU time: +1.1 dB on
-FMD confocal, level on EM, better on Set12 (docs/benchmarks.md). It learns no noise
-model and stores no blind-spot error: ``denoise`` has nothing to blend back.
+(predict/blind.py). Measured against the N2V defaults at about equal CPU: +0.6 dB on
+the FMD development fields (3 seeds), +0.2 dB on held-out EM; but on FMD field 20 a
+longer run scored worse (docs/benchmarks.md), so it is an option, not the default. It
+learns no noise model and stores no blind-spot error: ``denoise`` has nothing to blend
+back, and a told sigma is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from semdenoise.training.sampling import ImageBank, augment
 
 # the 8 ordered pairs of edge-adjacent pixels of a 2x2 cell, cells read row by row
 NEIGHBOUR_PAIRS = torch.tensor([(0, 1), (0, 2), (1, 3), (2, 3), (1, 0), (2, 0), (3, 1), (3, 2)])
-# a crop side and batch that measured well on 2 CPU cores (benchmarks/denoiser_defaults.py)
+# crop side and batch of the runs in docs/benchmarks.md (not swept; --crop-size, --batch-size)
 DEFAULT_CROP = 256
 DEFAULT_BATCH = 4
 # the regulariser's weight gamma rises from 1 to 2 over the run (the paper settles on 2;
