@@ -200,6 +200,17 @@ class MaskingConfig(_Config):
         0.002, gt=0.0, le=0.25, description="Patch mode: fraction of pixels masked."
     )
 
+    @property
+    def blind_spot(self) -> bool:
+        """Whether the objective hides each pixel from its own prediction (n2v): only
+        then has the network a blind-spot error to blend back and a noise model to learn."""
+        return self.objective == "n2v"
+
+    def min_image_side(self, network_min: int) -> int:
+        """The smallest image side this objective trains a network of ``network_min`` on:
+        Neighbor2Neighbor feeds it half-size sub-images."""
+        return network_min * (1 if self.blind_spot else 2)
+
     def grid_shape(self, *sizes: int) -> tuple[int, ...]:
         """Grid cells per axis for an image (Y, X) or volume (Z, Y, X): the paper's
         density unless a count is set.

@@ -226,7 +226,9 @@ def _placement(layer: Any, axes: str, *, drop_channels: bool = False) -> dict[st
 
 def describe_model(model: TrainedModel) -> str:
     """A few words on a model for the widget: kind, networks, steps, channels."""
-    neighbours = model.training.get("masking", {}).get("objective") == "neighbor2neighbor"
+    from semdenoise.predict.denoise import training_objective
+
+    neighbours = training_objective(model) == "neighbor2neighbor"
     kinds = {
         "n2v": "Neighbor2Neighbor denoiser" if neighbours else "Noise2Void denoiser",
         "seg": "segmenter",

@@ -278,6 +278,12 @@ def masking_radius(model: TrainedModel) -> int:
     return int(model.training.get("masking", {}).get("radius", 2))
 
 
+def training_objective(model: TrainedModel) -> str:
+    """How the denoiser learned (``MaskingConfig.objective``); "n2v" for models trained
+    before there was a choice."""
+    return str(model.training.get("masking", {}).get("objective", "n2v"))
+
+
 def learned_noise_model(model: TrainedModel) -> list[NoiseModel] | None:
     """The noise model a denoiser learned with it, one per channel, if it has a
     variance head."""
@@ -381,7 +387,7 @@ def _estimated_center_weights(model: TrainedModel, plane: np.ndarray) -> np.ndar
 
 def _blind_spot_mse(model: TrainedModel) -> np.ndarray:
     mse = model.training.get("blind_spot_mse")
-    if mse is None and model.training.get("masking", {}).get("objective") == "neighbor2neighbor":
+    if mse is None and training_objective(model) == "neighbor2neighbor":
         raise InputError(
             "--noise-sigma: this model was trained with neighbor2neighbor, whose network "
             "sees every pixel; it has no blind spot to give back (denoise without it)"

@@ -60,7 +60,6 @@ from semdenoise.training.masking import mask_batch
 from semdenoise.training.n2v import (
     blind_spot_statistics,
     check_3d_options,
-    objective_min_size,
     seeded_unet,
 )
 from semdenoise.training.neighbor2neighbor import (
@@ -180,7 +179,7 @@ class JointModule(TrainingModule):
         masked pixels, and the output on the masked images (the paper's cascade).
         Neighbor2Neighbor: its loss, and the output on the noisy images as they are,
         which is also what the segmenter meets when it is used."""
-        if self.masking.objective == "neighbor2neighbor":
+        if not self.masking.blind_spot:
             choice = pair_choice(noisy, self.generator)
             weight = neighbour_regulariser_weight(self.progress)
             return neighbor2neighbor_loss(self.denoiser, noisy, choice, weight), self.denoiser(
@@ -222,7 +221,7 @@ class JointModule(TrainingModule):
                 else centre_crop(sample, self.crop)
             )
         noisy = sample[:, : self._train_bank.channels]
-        if self.masking.objective == "neighbor2neighbor":
+        if not self.masking.blind_spot:
             loss = noise2noise_term(self.denoiser, noisy, pair_choice(noisy, generator))
         else:
             masking = self.masking.model_copy(update={"mode": "grid"})
@@ -329,8 +328,8 @@ def train_joint(
         data = prepare_training_data(
             images,
             labels,
-            min_size=objective_min_size(
-                start.denoiser.config if start is not None else unet, masking
+            min_size=masking.min_image_side(
+                (start.denoiser.config if start is not None else unet).min_size
             ),
             val_fraction=train.val_fraction,
             seed=train.seed,
@@ -402,13 +401,13 @@ def train_joint(
             # through, which lowers this error and so the blend weight it leads to.
             # Neighbor2Neighbor's denoiser sees every pixel: nothing to blend back.
             **(
-                {}
-                if masking.objective == "neighbor2neighbor"
-                else {
+                {
                     "blind_spot_mse": blind_spot_statistics(
                         denoiser, data.train_bank, data.normalization, NoiseConfig()
                     )[0]
                 }
+                if masking.blind_spot
+                else {}
             ),
             **summary,
         },

@@ -201,7 +201,7 @@ def variance_calibration(
 def objective_noise(masking: MaskingConfig, noise: NoiseConfig) -> NoiseConfig:
     """The noise model an objective learns: Neighbor2Neighbor none (``auto`` becomes
     ``none``; asking for one is refused in one line)."""
-    if masking.objective == "n2v":
+    if masking.blind_spot:
         return noise
     if noise.model not in ("auto", "none"):
         raise InputError(
@@ -211,15 +211,9 @@ def objective_noise(masking: MaskingConfig, noise: NoiseConfig) -> NoiseConfig:
     return noise.model_copy(update={"model": "none"})
 
 
-def objective_min_size(unet: UNetConfig, masking: MaskingConfig) -> int:
-    """The smallest image side an objective trains on: Neighbor2Neighbor feeds the
-    network half-size sub-images."""
-    return unet.min_size * (2 if masking.objective == "neighbor2neighbor" else 1)
-
-
 def check_3d_options(unet: UNetConfig, masking: MaskingConfig, train: TrainConfig) -> None:
     """Refuse, in one line, settings a 3-D network cannot train with."""
-    if masking.objective == "neighbor2neighbor":
+    if not masking.blind_spot:
         raise InputError("--objective neighbor2neighbor is 2-D only; train 3-D networks with n2v")
     if masking.mode == "patch":
         raise InputError(
@@ -293,7 +287,6 @@ def train_n2v(
     noise = objective_noise(masking, noise or NoiseConfig()).resolved(unet.dims)
     if noise.model != "none" and unet.dims == 3:
         raise InputError("--noise-model is 2-D only; train 3-D networks with --noise-model none")
-    neighbours = masking.objective == "neighbor2neighbor"
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     if unet.dims == 3:
@@ -311,7 +304,7 @@ def train_n2v(
         data = prepare_training_data(
             images,
             None,
-            min_size=objective_min_size(unet, masking),
+            min_size=masking.min_image_side(unet.min_size),
             val_fraction=train.val_fraction,
             seed=train.seed,
             axes=axes,
@@ -322,16 +315,14 @@ def train_n2v(
     outputs = data.channels * (1 if noise.model == "none" else 2)
     unet = unet.model_copy(update={"in_channels": data.channels, "out_channels": outputs})
     denoiser = seeded_unet(unet, train.seed)
-    if neighbours:
-        module: TrainingModule = Neighbor2NeighborModule(
-            denoiser, train, data.train_bank, data.val_bank
-        )
+    if masking.blind_spot:
+        module: TrainingModule = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
     else:
-        module = N2VModule(denoiser, masking, train, data.train_bank, data.val_bank)
+        module = Neighbor2NeighborModule(denoiser, train, data.train_bank, data.val_bank)
     summary = run_training(module, out=out, resume=resume, progress=progress, callbacks=callbacks)
     denoiser = module.denoiser.cpu().eval()
     mse, noise_model = None, None
-    if not neighbours:  # a network that sees every pixel has no blind-spot error
+    if masking.blind_spot:  # a network that sees every pixel has no blind-spot error
         mse, noise_model = blind_spot_statistics(
             denoiser, data.train_bank, data.normalization, noise
         )
