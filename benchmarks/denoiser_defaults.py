@@ -120,6 +120,7 @@ KEYS = {
     "residual": ("unet", "residual", lambda v: bool(int(v))),
     "blur": ("unet", "blur_pool", lambda v: bool(int(v))),
     "topskip": ("unet", "top_skip", lambda v: bool(int(v))),
+    "blindfilter": ("unet", "blind_filter", int),
     "lr": ("train", "learning_rate", float),
     "crop": ("train", "crop_size", int),
     "batch": ("train", "batch_size", int),

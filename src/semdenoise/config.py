@@ -79,6 +79,15 @@ class UNetConfig(_Config):
         description="The skip connection at full resolution; N2V2 drops it (False), so "
         "the output cannot copy the input's pixel-level patterns.",
     )
+    blind_filter: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Denoisers: radius of a learned linear filter that skips the centre "
+        "pixel (starts as a Gaussian blur of width 1), added to the mean output, so the "
+        "network learns a correction to a blind-spot blur instead of the image from "
+        "nothing (0: none; segmenters: always 0).",
+    )
     xy_only_levels: int = Field(
         0,
         ge=0,
@@ -146,13 +155,14 @@ class UNetConfig(_Config):
         on the way up; pooling and upsampling add at most ``2**l - 1`` each, and a
         blur-pool's window and blur ``2**l`` more.
         """
-        return _receptive_radius((True,) * self.depth, blur=self.blur_pool)
+        radius = _receptive_radius((True,) * self.depth, blur=self.blur_pool)
+        return max(radius, self.blind_filter)
 
     @property
     def receptive_radius_z(self) -> int:
         """Like ``receptive_radius``, along Z of a 3-D network (smaller where levels
         pool in Y/X only, since their Z scale does not grow)."""
-        return _receptive_radius(self.z_pooling, blur=self.blur_pool)
+        return max(_receptive_radius(self.z_pooling, blur=self.blur_pool), self.blind_filter)
 
 
 def _receptive_radius(pools: tuple[bool, ...], *, blur: bool = False) -> int:

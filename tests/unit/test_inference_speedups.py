@@ -33,6 +33,7 @@ def trained_looking_net(depth: int, residual: bool = True, **channels) -> UNet:
         {"in_channels": 2, "out_channels": 4, "channels": "separate"},
         {"in_channels": 2, "out_channels": 2},
         {"out_channels": 2, "blur_pool": True, "top_skip": False},  # N2V2's network
+        {"in_channels": 2, "out_channels": 4, "blind_filter": 3},  # a blind-spot blur
     ],
 )
 def test_every_variant_equals_the_plain_network(depth, residual, channels):
@@ -89,6 +90,7 @@ def test_flops_per_pixel_counts_every_convolution():
         {"depth": 2, "xy_only_levels": 1},  # pools (1, 2, 2) first, then (2, 2, 2)
         {"depth": 1, "residual": True, "out_channels": 2},  # residual to the mean only
         {"depth": 2, "xy_only_levels": 1, "blur_pool": True, "top_skip": False},  # N2V2
+        {"depth": 1, "out_channels": 2, "blind_filter": 2},  # a blind-spot blur
     ],
 )
 def test_3d_fused_channels_last_network_equals_the_plain_network(config):

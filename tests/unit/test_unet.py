@@ -5,7 +5,7 @@ import torch
 
 from semdenoise.config import UNetConfig
 from semdenoise.export.source import architecture_source, unet_kwargs
-from semdenoise.models.unet import UNet, max_blur_pool
+from semdenoise.models.unet import UNet, blind_blur, blind_blur_kernel, max_blur_pool
 
 N2V2 = {"blur_pool": True, "top_skip": False}
 
@@ -35,7 +35,7 @@ def test_blocks_are_conv_batchnorm_leakyrelu():
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
-@pytest.mark.parametrize("options", [{}, N2V2, {"blur_pool": True}])
+@pytest.mark.parametrize("options", [{}, N2V2, {"blur_pool": True}, {"blind_filter": 8}])
 def test_receptive_radius_bounds_the_influence_of_a_pixel(depth, options):
     config = UNetConfig(depth=depth, base_channels=2, **options)
     net = UNet(config).eval()
@@ -76,9 +76,10 @@ def test_blur_pool_halves_keeps_constants_and_is_steadier_under_shifts():
     assert max_blur_pool(volume, (1, 2, 2)).shape == (1, 2, 5, 4, 3)
 
 
-def test_the_exported_architecture_builds_the_same_n2v2_network():
+@pytest.mark.parametrize("options", [N2V2, {"blind_filter": 3}])
+def test_the_exported_architecture_builds_the_same_network(options):
     torch.manual_seed(0)
-    config = UNetConfig(depth=2, base_channels=4, out_channels=2, **N2V2)
+    config = UNetConfig(depth=2, base_channels=4, out_channels=2, **options)
     net = UNet(config).eval()
     namespace: dict = {}
     exec(compile(architecture_source(), "architecture.py", "exec"), namespace)
@@ -87,3 +88,33 @@ def test_the_exported_architecture_builds_the_same_n2v2_network():
     x = torch.randn(1, 1, 37, 50)
     with torch.no_grad():
         torch.testing.assert_close(shipped.eval()(x), net(x))
+
+
+@pytest.mark.parametrize("shape", [(9, 12), (3, 40)])
+def test_the_blind_blur_never_passes_a_pixel_its_own_value(shape):
+    kernel = torch.randn(2, 1, 5, 5)  # any learned weights, centre included
+    x = torch.randn(1, 2, *shape, requires_grad=True)
+    out = blind_blur(x, kernel)
+    assert out.shape == x.shape
+    for c, y, xx in [(0, 0, 0), (1, shape[0] // 2, shape[1] // 2), (1, shape[0] - 1, 1)]:
+        (grad,) = torch.autograd.grad(out[0, c, y, xx], x, retain_graph=True)
+        assert grad[0, c, y, xx] == 0  # at edges too
+        assert grad[0, c].abs().sum() > 0 and grad[0, 1 - c].abs().sum() == 0
+
+
+def test_a_blind_filter_starts_the_denoiser_as_a_blind_spot_blur():
+    kernel = blind_blur_kernel(1, 3, 2)
+    assert kernel[0, 0, 3, 3] == 0 and torch.isclose(kernel.sum(), torch.tensor(1.0))
+    assert kernel[0, 0, 3, 2] > kernel[0, 0, 3, 1] > kernel[0, 0, 3, 0] > 0  # Gaussian
+    net = UNet(UNetConfig(depth=2, base_channels=4, blind_filter=3, out_channels=2)).eval()
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)
+    x = torch.randn(1, 1, 37, 50)
+    out = net(x)
+    torch.testing.assert_close(out[:, :1], blind_blur(x, kernel))  # the mean: the blur
+    assert torch.equal(out[:, 1:], torch.zeros_like(x))  # a variance head gets none
+    constant = torch.full((1, 1, 16, 16), 2.0)
+    inner = (..., slice(3, -3), slice(3, -3))  # weights sum to one: a constant is kept
+    torch.testing.assert_close(net(constant)[:, :1][inner], constant[inner])
+    volume = UNet(UNetConfig(dims=3, depth=1, base_channels=2, blind_filter=2)).eval()
+    assert volume(torch.randn(1, 1, 6, 10, 12)).shape == (1, 1, 6, 10, 12)

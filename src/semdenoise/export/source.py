@@ -38,6 +38,7 @@ UNET_ATTRIBUTES = (
     "negative_slope",
     "blur_pool",
     "top_skip",
+    "blind_filter",
     "groups",
     "size_multiple",
     "z_multiple",

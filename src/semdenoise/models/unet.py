@@ -4,7 +4,10 @@ One class serves both roles: ``residual=True`` is the denoiser (output = input +
 correction, so the net learns only the noise-free correction, paper §3.2) and
 ``residual=False`` the segmenter (one channel of logits). N2V2's two changes against
 checkerboard artefacts (Höck et al. 2022) are options: anti-aliased down-sampling
-(``blur_pool``) and no skip connection at full resolution (``top_skip=False``).
+(``blur_pool``) and no skip connection at full resolution (``top_skip=False``). A
+denoiser may add a learned blind-spot blur under its mean output (``blind_filter``): a
+short run then starts from, and can only improve on, a linear predictor from the
+neighbours.
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ class UNet(nn.Module):
             for level in reversed(range(config.depth))
         )
         self.head = _CONV[dims](widths[0], config.out_channels, kernel_size=1, groups=groups)
+        if config.blind_filter:
+            kernel = blind_blur_kernel(config.in_channels, config.blind_filter, dims)
+            self.blind_kernel = nn.Parameter(kernel)
         # Per level, the pooling factor along each spatial axis (Z first in 3-D).
         self._factors = [
             (2, 2) if dims == 2 else (2 if pools_z else 1, 2, 2) for pools_z in config.z_pooling
@@ -120,7 +126,7 @@ class UNet(nn.Module):
                 features, scale_factor=tuple(float(f) for f in factor), mode="nearest"
             )
             features = block(self._join(features, self.skip(skips, level)))
-        out = self.output(self.head(features), padded)
+        out = self.output(self.head(features), padded, sizes)
         return out[(..., *(slice(0, size) for size in sizes))]
 
     def downsample(self, features: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
@@ -130,12 +136,21 @@ class UNet(nn.Module):
             return max_blur_pool(features, factor)
         return _MAX_POOL[len(factor)](features, factor)
 
-    def output(self, head: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+    def output(self, head: torch.Tensor, padded: torch.Tensor, sizes) -> torch.Tensor:
         """The head's output as the network gives it: grouped outputs in order, and a
         residual network's input added (to the mean channels only, not to a variance
-        head's). Shared with the fused inference path (predict/inference.py)."""
+        head's), or a blind-spot blur of the input (``sizes``: its spatial shape before
+        padding). Shared with the fused inference path (predict/inference.py)."""
         config = self.config
         out = self._by_output(head)
+        if config.blind_filter:  # of the image alone: padding replicates edge pixels
+            split = config.in_channels
+            image = padded[(..., *(slice(0, size) for size in sizes))]
+            extra = [whole - size for whole, size in zip(padded.shape[2:], sizes, strict=True)]
+            blurred = F.pad(
+                blind_blur(image, self.blind_kernel), [e for x in reversed(extra) for e in (0, x)]
+            )
+            out = torch.cat([out[:, :split] + blurred, out[:, split:]], dim=1)
         if config.residual and config.out_channels > config.in_channels:
             split = config.in_channels
             out = torch.cat([out[:, :split] + padded, out[:, split:]], dim=1)
@@ -172,6 +187,28 @@ class UNet(nn.Module):
             return out
         batch, sizes = out.shape[0], out.shape[2:]
         return out.reshape(batch, groups, per_group, *sizes).transpose(1, 2).reshape(out.shape)
+
+
+def blind_blur_kernel(channels: int, radius: int, dims: int, width: float = 1.0) -> torch.Tensor:
+    """(channels, 1, 2r+1, ...) Gaussian weights of ``width`` without the centre tap,
+    summing to 1: where :func:`blind_blur` starts."""
+    axis = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    grids = torch.meshgrid(*[axis] * dims, indexing="ij")
+    kernel = torch.exp(-sum(g.square() for g in grids) / (2 * width**2))
+    kernel[(radius,) * dims] = 0.0
+    return (kernel / kernel.sum()).expand(channels, 1, *kernel.shape).clone()
+
+
+def blind_blur(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Each channel of a (B, C, ...) image filtered by its own learned ``kernel`` with
+    the centre tap held at zero, so no pixel's value reaches its own output. Outside
+    the image is zero (the normalised mean; the network corrects the edges): mirrored or
+    replicated edges would hand a pixel near the edge its own value back."""
+    radius, dims = kernel.shape[-1] // 2, kernel.dim() - 2
+    centre = torch.ones_like(kernel)
+    centre[(..., *(radius,) * dims)] = 0.0
+    convolve = F.conv2d if dims == 2 else F.conv3d
+    return convolve(image, kernel * centre, padding=radius, groups=image.shape[1])
 
 
 def max_blur_pool(features: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:

@@ -152,7 +152,7 @@ def _fused_forward(net: UNet, x: torch.Tensor) -> torch.Tensor:
     features = net.bottom(features)
     for block, level in zip(net.up, reversed(range(config.depth)), strict=True):
         features = block(_upsample_concat(features, net.skip(skips, level), net._factors[level]))
-    out = net.output(net.head(features), x)
+    out = net.output(net.head(features), x, sizes)
     return out[(..., *(slice(0, size) for size in sizes))]
 
 

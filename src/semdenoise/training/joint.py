@@ -356,6 +356,7 @@ def train_joint(
             update={
                 "in_channels": channels * (2 if joint.segment_input == "both" else 1),
                 "residual": False,
+                "blind_filter": 0,
                 "out_channels": CHANNELS[joint.segment_target],
                 "channels": "together",  # a segmenter combines the channels
             }

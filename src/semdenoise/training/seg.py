@@ -155,7 +155,7 @@ def train_seg(
     check_target(target, loss)
     check_label_values(ignore_label, background_labels)
     unet = (unet or UNetConfig()).model_copy(
-        update={"residual": False, "out_channels": CHANNELS[target]}
+        update={"residual": False, "blind_filter": 0, "out_channels": CHANNELS[target]}
     )
     train = train or TrainConfig()
     if out is not None:
