@@ -1,8 +1,8 @@
 """The denoiser with its defaults against the field's baselines, on three public data sets.
 
 Everything trains for a fixed number of steps with the library's defaults (no sigma,
-no preset; ``--objective`` the one setting that may change), through the same calls a
-user's script makes; seeds give intervals.
+no preset; ``--objective`` and ``--blind-filter`` the settings that may change), through
+the same calls a user's script makes; seeds give intervals.
 
 * ``em``: Lucchi EM, Gaussian noise sigma 25 (0–255, not clipped); trained on the 20
   noisy training-stack slices, scored on 512x512 crops of the 10 noisy testing-stack
@@ -103,6 +103,12 @@ def main() -> None:
         help="the training objective (MaskingConfig.objective; default the library's)",
     )
     parser.add_argument(
+        "--blind-filter",
+        type=int,
+        default=0,
+        help="radius of the learned blind-spot blur under the mean (UNetConfig.blind_filter)",
+    )
+    parser.add_argument(
         "--tta", action="store_true", help="also score the same models with denoise --tta"
     )
     parser.add_argument("--no-bm3d", action="store_true")
@@ -120,10 +126,13 @@ def main() -> None:
             rows.append({"method": f"BM3D, best sigma {best.pop('sigma'):.1f} (oracle)", **best})
     runs = []
     name = "defaults" if args.objective == "n2v" else f"--objective {args.objective}"
+    if args.blind_filter:
+        name += f" --blind-filter {args.blind_filter}"
     for seed in args.seeds:
         train = sd.TrainConfig(steps=args.steps, seed=seed)
         masking = sd.MaskingConfig(objective=args.objective)
-        model = sd.train_n2v(train_images, train=train, masking=masking)
+        unet = sd.UNetConfig(blind_filter=args.blind_filter)
+        model = sd.train_n2v(train_images, unet=unet, train=train, masking=masking)
         started = time.perf_counter()
         denoised = [sd.denoise(model, n) for n in noisy]
         run = {
