@@ -8,6 +8,7 @@ import torch
 
 import semdenoise as sd
 from semdenoise.errors import InputError
+from semdenoise.models.unet import blind_blur_kernel
 from semdenoise.training.runner import checkpoint_dir_for
 
 QUICK = sd.TrainConfig(steps=6, batch_size=2, val_fraction=0.0, checkpoint_every=2)
@@ -347,3 +348,19 @@ def test_joint_training_with_neighbor2neighbor(noisy_stack, tiny_unet):
     assert np.isfinite(model.training["metrics"]["val_n2v"])
     assert sd.denoise(model, noisy).shape == noisy.shape
     assert sd.segment(model, noisy).shape == noisy.shape
+
+
+def test_a_blind_filter_trains_is_saved_and_stays_out_of_segmenters(tmp_path, noisy_stack):
+    clean, noisy = noisy_stack
+    unet = sd.UNetConfig(depth=2, base_channels=4, blind_filter=2)
+    model = sd.train_n2v(noisy, unet=unet, train=QUICK, out=tmp_path / "n2v.pt")
+    net = model.denoiser
+    assert net.config.blind_filter == 2 and net.blind_kernel.shape == (1, 1, 5, 5)
+    assert not torch.equal(net.blind_kernel.detach(), blind_blur_kernel(1, 2, 2))  # it learned
+    reloaded = sd.load_model(tmp_path / "n2v.pt")
+    assert np.array_equal(sd.denoise(reloaded, noisy[0]), sd.denoise(model, noisy[0]))
+    labels = (clean > 60).astype(np.uint8)
+    joint = sd.train_joint(noisy, labels=labels, unet=unet, train=QUICK)
+    assert joint.denoiser.config.blind_filter == 2 and hasattr(joint.denoiser, "blind_kernel")
+    segmenter = joint.networks["segmenter"]
+    assert segmenter.config.blind_filter == 0 and not hasattr(segmenter, "blind_kernel")
