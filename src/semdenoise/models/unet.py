@@ -6,13 +6,13 @@ correction, so the net learns only the noise-free correction, paper §3.2) and
 checkerboard artefacts (Höck et al. 2022) are options: anti-aliased down-sampling
 (``blur_pool``) and no skip connection at full resolution (``top_skip=False``). A
 denoiser may add a learned blind-spot blur under its mean output (``blind_filter``): a
-short run then starts from, and can only improve on, a linear predictor from the
-neighbours.
+short run then starts from a linear predictor from the neighbours, not from nothing.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -136,7 +136,9 @@ class UNet(nn.Module):
             return max_blur_pool(features, factor)
         return _MAX_POOL[len(factor)](features, factor)
 
-    def output(self, head: torch.Tensor, padded: torch.Tensor, sizes) -> torch.Tensor:
+    def output(
+        self, head: torch.Tensor, padded: torch.Tensor, sizes: Sequence[int]
+    ) -> torch.Tensor:
         """The head's output as the network gives it: grouped outputs in order, and a
         residual network's input added (to the mean channels only, not to a variance
         head's), or a blind-spot blur of the input (``sizes``: its spatial shape before
