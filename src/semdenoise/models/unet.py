@@ -145,20 +145,21 @@ class UNet(nn.Module):
         padding). Shared with the fused inference path (predict/inference.py)."""
         config = self.config
         out = self._by_output(head)
+        if not (config.blind_filter or config.residual):
+            return out
+        split = config.in_channels  # the mean channels; a variance head's follow
+        mean = out[:, :split]
         if config.blind_filter:  # of the image alone: padding replicates edge pixels
-            split = config.in_channels
             image = padded[(..., *(slice(0, size) for size in sizes))]
             extra = [whole - size for whole, size in zip(padded.shape[2:], sizes, strict=True)]
-            blurred = F.pad(
+            mean = mean + F.pad(
                 blind_blur(image, self.blind_kernel), [e for x in reversed(extra) for e in (0, x)]
             )
-            out = torch.cat([out[:, :split] + blurred, out[:, split:]], dim=1)
-        if config.residual and config.out_channels > config.in_channels:
-            split = config.in_channels
-            out = torch.cat([out[:, :split] + padded, out[:, split:]], dim=1)
-        elif config.residual:
-            out = out + padded
-        return out
+        if config.residual:
+            mean = mean + padded
+        if out.shape[1] == split:
+            return mean
+        return torch.cat([mean, out[:, split:]], dim=1)
 
     def has_skip(self, level: int) -> bool:
         """Whether level ``level`` has a skip connection: all but the top one without
