@@ -26,6 +26,7 @@ oracle no user has). Prints a markdown table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -130,6 +131,7 @@ KEYS = {
     "radius": ("masking", "radius", int),
     "noise": ("noise", "model", str),
     "quantile": ("noise", "quantile", float),
+    "estimate": ("noise", "estimate", str),
 }
 
 
@@ -156,6 +158,17 @@ def configs(spec: str, steps: int, seed: int):
     return unet, masking, train, noise
 
 
+def weighed_by_v(model: sd.TrainedModel) -> sd.TrainedModel:
+    """The same model as one trained before the residual profile: its posterior weighs
+    by the variance head's v with the head's envelope as the noise (same run, same
+    networks: the posterior's change alone)."""
+    older = copy.deepcopy(model)
+    if "residual_profile" in older.training:
+        older.training["noise_model"] = older.training.pop("noise_envelope")
+        del older.training["residual_profile"]
+    return older
+
+
 def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dict:
     unet, masking, train, noise = configs(variant, steps, seed)
     model = sd.train_n2v(train_images, unet=unet, masking=masking, train=train, noise=noise)
@@ -173,6 +186,8 @@ def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dic
             denoised = [sd.denoise(model, n, posterior=False) for n in noisy]
         elif blend == "tta":  # the 8 rotations/flips averaged (denoise --tta)
             denoised = [sd.denoise(model, n, tta=True) for n in noisy]
+        elif blend == "v-weight":  # the posterior before the residual profile
+            denoised = [sd.denoise(weighed_by_v(model), n) for n in noisy]
         else:
             denoised = [sd.denoise(model, n, noise_sigma=blend) for n in noisy]
         suffix = "" if blend is None else f" ({blend})"
@@ -192,7 +207,8 @@ def main() -> None:
         nargs="*",
         default=["none"],
         help="what to score: none (the default output), auto or a sigma (blended with "
-        "the observed pixel), prior (no posterior), tta (8 symmetries averaged)",
+        "the observed pixel), prior (no posterior), tta (8 symmetries averaged), "
+        "v-weight (the posterior weighed by the head's v, as before the residual profile)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

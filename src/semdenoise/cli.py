@@ -179,6 +179,7 @@ _OPTION_NAMES = {
     ("joint", "segment_target"): "target",
     ("noise", "model"): "noise_model",
     ("noise", "quantile"): "noise_quantile",
+    ("noise", "estimate"): "noise_estimate",
 }
 
 

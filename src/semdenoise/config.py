@@ -264,6 +264,14 @@ class NoiseConfig(_Config):
         description="Share of training pixels whose predicted variance is taken as pure "
         "noise (the lower envelope the noise model is fitted to).",
     )
+    estimate: Literal["patches", "envelope"] = Field(
+        "patches",
+        description="Where denoise's noise variance comes from: patches: the noisy "
+        "training images' patch statistics (PCA, per brightness for poisson-gaussian); "
+        "envelope: the variance head's lower envelope. envelope leaves more of the "
+        "observed pixel, which scores better against references that carry noise of "
+        "their own (the Lucchi EM slices).",
+    )
 
 
 class TrainConfig(_Config):

@@ -223,7 +223,13 @@ def test_a_learned_noise_model_is_stored_and_used_by_default(tmp_path, noisy_sta
     )
     assert model.denoiser.config.out_channels == 2
     fitted = model.training["noise_model"]
-    assert fitted["kind"] == "gaussian" and fitted["offset"] > 0
+    std = float(model.normalization.std)
+    # estimated from the training images' patches: the noise's variance (sigma 15)
+    assert fitted["kind"] == "gaussian"
+    assert fitted["offset"] == pytest.approx((15.0 / std) ** 2, rel=0.3)
+    profile = model.training["residual_profile"]
+    assert len(profile["log_variances"]) == len(profile["residuals"]) > 1
+    assert model.training["noise_envelope"]["offset"] > 0
     loaded = sd.load_model(out)
     prior = sd.denoise(loaded, noisy, posterior=False)
     default = sd.denoise(loaded, noisy)
@@ -233,11 +239,21 @@ def test_a_learned_noise_model_is_stored_and_used_by_default(tmp_path, noisy_sta
     assert told.shape == noisy.shape and np.isfinite(told).all()
     for denoised in (prior, default, told):
         assert np.mean((denoised - clean) ** 2) < 0.7 * np.mean((noisy - clean) ** 2)
-    # a told sigma is compared with the variances on the scale of the blind-spot error:
+    # a told sigma is absolute, as the residual profile is: telling the estimated
+    # sigma gives the default
+    estimated = std * np.sqrt(fitted["offset"])
+    np.testing.assert_allclose(sd.denoise(loaded, noisy, noise_sigma=estimated), default, atol=1e-3)
+    # models from before the residual profile weigh by the head's v, their envelope as
+    # the noise, and compare a told sigma with v on the scale of the blind-spot error:
     # the head's own scale (a calibration of 1) is another, and worse on this data
+    older = copy.deepcopy(loaded)
+    older.training["noise_model"] = older.training.pop("noise_envelope")
+    del older.training["residual_profile"]
+    assert not np.array_equal(sd.denoise(older, noisy), default)
     scale = model.training["variance_calibration"]
     assert 0 < scale < 1  # the head overstates the blind passes' error, as on real data
-    uncalibrated = copy.deepcopy(loaded)
+    told = sd.denoise(older, noisy, noise_sigma=15.0)
+    uncalibrated = copy.deepcopy(older)
     uncalibrated.training["variance_calibration"] = 1.0
     np.testing.assert_allclose(
         sd.denoise(uncalibrated, noisy, noise_sigma=15.0 / np.sqrt(scale)), told, atol=1e-3

@@ -31,7 +31,9 @@ class ExportedNetwork(nn.Module):
 
     The denoised image is the network's mean prediction, or, for a denoiser that learned
     a noise model (``posterior``: per channel ``offset`` and ``slope`` of its noise
-    variance, the masking ``radius`` and the pass grid's ``stride``), the posterior mean
+    variance, the masking ``radius`` and the pass grid's ``stride``, and where measured
+    the blind passes' residual by the head's variance, ``residual_log_variances`` and
+    ``residual_levels``, per channel lists of equal length), the posterior mean
     of its blind-spot prediction and the observed pixel, as ``semdenoise denoise``
     gives by default (models/posterior.py).
     """
@@ -73,6 +75,12 @@ class ExportedNetwork(nn.Module):
             self.register_buffer(name, values, persistent=False)
         self.radius = int(posterior["radius"])
         self.stride = int(posterior["stride"])
+        # the blind passes' residual by log v, (C, K) knots and levels, if measured
+        self.measured_residual = "residual_levels" in posterior
+        for name in ("residual_log_variances", "residual_levels"):
+            values = posterior.get(name)
+            values = None if values is None else torch.tensor(values, dtype=torch.float32)
+            self.register_buffer(name, values, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         denoised = None
@@ -80,7 +88,10 @@ class ExportedNetwork(nn.Module):
             predicted = blind_spot_prediction(
                 self._denoiser_outputs, image, radius=self.radius, stride=self.stride
             )
-            return posterior_denoised(image, predicted, self.offset, self.slope)
+            residual = None
+            if self.measured_residual:
+                residual = (self.residual_log_variances, self.residual_levels)
+            return posterior_denoised(image, predicted, self.offset, self.slope, residual=residual)
         if self.denoiser is not None:
             denoised = self._denoiser_outputs(image)[:, : self.channels]
             image = torch.cat([image, denoised], dim=1) if self.segments_noisy else denoised

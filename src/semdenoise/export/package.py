@@ -52,6 +52,7 @@ from semdenoise.predict.denoise import (
     learned_noise_model,
     masking_radius,
     model_layout,
+    residual_profiles,
 )
 
 logger = logging.getLogger(__name__)
@@ -437,12 +438,20 @@ def posterior_kwargs(model: TrainedModel, roles: list[str]) -> dict[str, Any] | 
     if noise_models is None or roles != ["denoiser"]:
         return None
     radius = masking_radius(model)
-    return {
+    kwargs = {
         "offset": [float(m.offset) for m in noise_models],
         "slope": [float(m.slope) for m in noise_models],
         "radius": radius,
         "stride": blind_stride(radius),
     }
+    profiles = residual_profiles(model)
+    if profiles is not None:  # the weight's denominator, as denoise takes it
+        # one (C, K) table: a channel with fewer bins repeats its last (flat beyond it)
+        size = max(len(p.residuals) for p in profiles)
+        for key, tables in (("residual_log_variances", 0), ("residual_levels", 1)):
+            rows = [list(p.table[tables]) for p in profiles]
+            kwargs[key] = [row + row[-1:] * (size - len(row)) for row in rows]
+    return kwargs
 
 
 def _description(

@@ -37,6 +37,8 @@ NoiseKind = Literal["gaussian", "poisson-gaussian"]
 # share of training pixels whose predicted variance is taken as pure noise (the envelope)
 ENVELOPE_QUANTILE = 0.02
 ENVELOPE_BINS = 16
+# brightness bins of the blind passes' residual (ResidualProfile)
+RESIDUAL_BINS = 32
 
 
 def predicted_variance(raw: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -103,6 +105,68 @@ def fit_noise_model(
     if slope <= 0:  # no shot noise to see: the Gaussian envelope
         return NoiseModel("poisson-gaussian", flat.offset)
     return NoiseModel("poisson-gaussian", float(offset), float(slope))
+
+
+@dataclass(frozen=True)
+class ResidualProfile:
+    """What the blind-spot prediction really misses, as a function of the variance head's
+    v: the mean of (y − μ)² over the noisy training images' blind passes in equally
+    populated bins of log v, linear in log v between the bins' medians, flat beyond.
+
+    It is the posterior weight's denominator in place of v itself. v ranks pixels well
+    (an edge is less predictable than a flat patch: what makes the posterior work on
+    natural images) but its scale is off on the passes ``denoise`` makes, where the
+    pixel is masked by its window median rather than, as in training, a random
+    neighbour, and off by different factors at different v (measured: docs/benchmarks.md,
+    "The posterior weight"). The profile keeps v's ranking and takes the scale from the
+    residuals. Values are in the model's normalised units."""
+
+    log_variances: tuple[float, ...]
+    residuals: tuple[float, ...]
+
+    def variance(self, variance: np.ndarray) -> np.ndarray:
+        """The residual expected where the head predicts ``variance``."""
+        knots, levels = (_tensor(np.asarray(v))[None] for v in self.table)
+        values = _tensor(variance)[None, None]
+        return posterior.residual_variance(values, knots, levels)[0, 0].numpy()
+
+    @property
+    def table(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return self.log_variances, self.residuals
+
+    def to_dict(self) -> dict:
+        return {"log_variances": list(self.log_variances), "residuals": list(self.residuals)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ResidualProfile:
+        return cls(tuple(values["log_variances"]), tuple(values["residuals"]))
+
+
+def fit_residual_profile(
+    variance: np.ndarray,
+    mean: np.ndarray,
+    observed: np.ndarray,
+    *,
+    bins: int = RESIDUAL_BINS,
+) -> ResidualProfile:
+    """The mean squared residual ``observed − mean`` in ``bins`` equally populated bins of
+    the predicted ``variance`` (all three from the blind passes), at the bins' medians
+    of log ``variance``."""
+    log_variance = np.log(np.asarray(variance, dtype=np.float64).ravel())
+    squared = np.square(
+        np.asarray(observed, dtype=np.float64).ravel() - np.asarray(mean, dtype=np.float64).ravel()
+    )
+    edges = np.unique(np.quantile(log_variance, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:  # one predicted variance everywhere: one level
+        return ResidualProfile((float(log_variance[0]),), (float(squared.mean()),))
+    which = np.clip(np.searchsorted(edges, log_variance, side="right") - 1, 0, len(edges) - 2)
+    knots, levels = [], []
+    for b in range(len(edges) - 1):
+        inside = which == b
+        if inside.any():
+            knots.append(float(np.median(log_variance[inside])))
+            levels.append(float(squared[inside].mean()))
+    return ResidualProfile(tuple(knots), tuple(levels))
 
 
 def posterior_mean(

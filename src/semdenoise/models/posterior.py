@@ -39,6 +39,31 @@ def noise_variance(
     return (offset + slope * mean).clamp_min(VARIANCE_FLOOR)
 
 
+def interpolated(values: torch.Tensor, knots: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``levels`` at ``values`` (B, C, ...), per channel: ``knots`` and
+    ``levels`` are (C, K), knots rising; flat beyond the first and the last knot."""
+    result = torch.empty_like(values)
+    for c in range(values.shape[1]):
+        x, xs, ys = values[:, c].contiguous(), knots[c].contiguous(), levels[c]
+        if len(xs) == 1:
+            result[:, c] = ys[0]
+            continue
+        right = torch.searchsorted(xs, x).clamp(1, len(xs) - 1)
+        x0, x1, y0, y1 = xs[right - 1], xs[right], ys[right - 1], ys[right]
+        t = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
+        result[:, c] = y0 + t * (y1 - y0)
+    return result
+
+
+def residual_variance(
+    variance: torch.Tensor, knots: torch.Tensor, levels: torch.Tensor
+) -> torch.Tensor:
+    """The blind passes' expected squared residual where the head predicts ``variance``
+    (B, C, ...): per channel, ``levels`` linear in log variance between ``knots``, both
+    (C, K) (models/noise_model.py ResidualProfile)."""
+    return interpolated(torch.log(variance), knots, levels)
+
+
 def posterior_mean(
     observed: torch.Tensor,
     mean: torch.Tensor,
@@ -111,10 +136,18 @@ def posterior_denoised(
     predicted: torch.Tensor,
     offset: float | torch.Tensor,
     slope: float | torch.Tensor,
+    residual: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The posterior mean (B, C, Y, X) from the observed image and the blind-spot
     prediction (B, 2C, Y, X: C means, then C raw variances), under the noise model
-    ``offset + slope * μ`` (floats, or (1, C, 1, 1) per channel)."""
+    ``offset + slope * μ`` (floats, or (1, C, 1, 1) per channel).
+
+    ``residual``: (knots, levels), each (C, K), the blind passes' mean squared residual
+    by log v measured at training time (models/noise_model.py ResidualProfile); it
+    replaces the variance head's v as the weight's denominator."""
     channels = observed.shape[1]
-    mean, variance = predicted[:, :channels], predicted_variance(predicted[:, channels:])
+    mean = predicted[:, :channels]
+    variance = predicted_variance(predicted[:, channels:])
+    if residual is not None:
+        variance = residual_variance(variance, *residual)
     return posterior_mean(observed, mean, variance, noise_variance(mean, offset, slope))

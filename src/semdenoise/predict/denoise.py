@@ -14,7 +14,12 @@ from semdenoise.errors import InputError
 from semdenoise.io.axes import Layout
 from semdenoise.io.checks import check_image, check_min_size
 from semdenoise.io.model_file import load_model
-from semdenoise.models.noise_model import NoiseModel, posterior_mean, predicted_variance
+from semdenoise.models.noise_model import (
+    NoiseModel,
+    ResidualProfile,
+    posterior_mean,
+    predicted_variance,
+)
 from semdenoise.models.trained import TrainedModel
 from semdenoise.predict.blind import blind_prediction
 from semdenoise.predict.inference import InferenceNet
@@ -295,6 +300,17 @@ def learned_noise_model(model: TrainedModel) -> list[NoiseModel] | None:
     return [NoiseModel.from_dict(v) for v in values]
 
 
+def residual_profiles(model: TrainedModel) -> list[ResidualProfile] | None:
+    """The blind passes' residual by the head's v, one per channel, for models that
+    measured it at training time (the posterior weight's denominator); ``None`` for
+    models before it, whose posterior takes the variance head's v."""
+    values = model.training.get("residual_profile")
+    if values is None or learned_noise_model(model) is None:
+        return None
+    values = values if isinstance(values, list) else [values]
+    return [ResidualProfile.from_dict(v) for v in values]
+
+
 def _posterior(
     model: TrainedModel,
     noise_models: list[NoiseModel],
@@ -305,13 +321,19 @@ def _posterior(
 ) -> np.ndarray:
     """The posterior mean of one normalised (C, Y, X) plane from the network's mean and
     variance channels: under the learned noise model, or Gaussian noise of a given
-    sigma (per channel)."""
+    sigma (per channel). The weight's denominator is the residual the blind passes
+    left on the training images where the head predicted this v; for models from
+    before that was measured, v itself (on its own scale: a user's sigma is rescaled)."""
     channels = len(plane)
     stds = np.reshape(model.normalization.std, -1)
-    calibrations = variance_calibrations(model, channels)
+    profiles = residual_profiles(model)
+    # a user's sigma is absolute; the head's variances are on their own scale
+    calibrations = variance_calibrations(model, channels) if profiles is None else np.ones(channels)
     result = np.empty(normalized.shape, dtype=np.float32)
     for c in range(channels):
         mean, variance = predicted[c], predicted_variance(predicted[channels + c])
+        if profiles is not None:
+            variance = profiles[c].variance(variance)
         if noise_sigma is None:
             noise_variance = noise_models[c].variance(mean)
         else:
@@ -322,7 +344,6 @@ def _posterior(
                 sigma = _as_sigma(noise_sigma)
                 if not sigma >= 0:
                     raise InputError(f"noise sigma must be a number >= 0, got {sigma}")
-            # the user's sigma is absolute; the head's variances are on their own scale
             noise_variance = np.float32((sigma / stds[c]) ** 2 / calibrations[c])
         result[c] = posterior_mean(normalized[c], mean, variance, noise_variance)
     return result

@@ -31,8 +31,15 @@ from semdenoise.config import (
 )
 from semdenoise.errors import InputError
 from semdenoise.io.model_file import save_model
-from semdenoise.models.noise_model import NoiseModel, fit_noise_model, predicted_variance
+from semdenoise.models.noise_model import (
+    NoiseModel,
+    ResidualProfile,
+    fit_noise_model,
+    fit_residual_profile,
+    predicted_variance,
+)
 from semdenoise.models.normalization import Normalization
+from semdenoise.models.patch_noise import fit_patch_noise_model
 from semdenoise.models.trained import TrainedModel
 from semdenoise.models.unet import UNet
 from semdenoise.predict.blind import blind_prediction
@@ -163,39 +170,106 @@ def blind_spot_statistics(
     return mse, fitted
 
 
-def variance_calibration(
+def blind_pass_statistics(
     denoiser: UNet,
     bank: ImageBank,
     *,
     radius: int,
     max_pixels: int = 1_000_000,
     window: int = 512,
-) -> float | list[float]:
-    """How the variance head's scale compares with the blind-spot error it stands for:
-    the mean of (y − μ)² over the mean of v, per channel, where μ and v come from the
-    blind passes ``denoise`` makes (predict/blind.py) on central windows of the noisy
-    training images (up to ``max_pixels``).
+) -> tuple[float | list[float], ResidualProfile | list[ResidualProfile]]:
+    """What the blind passes ``denoise`` makes (predict/blind.py) miss, on central
+    windows of the noisy training images (up to ``max_pixels``), per channel: the
+    residual (y − μ)² by the variance head's v (the posterior weight's denominator,
+    models/noise_model.py ResidualProfile), and its mean over the mean of v (the
+    calibration).
 
     On those passes v overstates the error (measured: 1.6x on EM, 3x on FMD); likely
     because the head learned it where training masked a pixel by a random neighbour,
-    while the passes mask by the window median. The learned noise model sits under v and scales
-    with it, but a sigma the user gives is absolute: ``denoise(noise_sigma=S)`` divides
-    S² by this factor to compare it with v (models/noise_model.py).
+    while the passes mask by the window median. Models trained before the residual
+    profile compare a user's sigma with v through the calibration (S² divided by it).
     """
     channels = bank.channels
     errors, variances, count = np.zeros(channels), np.zeros(channels), 0
+    # per channel, the passes' (v, μ, y) at every pixel: 3 x 4 MB at most
+    samples: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(channels)]
     for index in range(bank.count):
         image = bank.image(index)[0, :channels].cpu().numpy()  # (C, Y, X), normalised
         image = image[(slice(None), *centre_window(image.shape[1:], (window, window)))]
         predicted = blind_prediction(denoiser, image, radius=radius)
         for c in range(channels):
+            variance = predicted_variance(predicted[channels + c])
             errors[c] += float(np.square(image[c] - predicted[c], dtype=np.float64).sum())
-            variances[c] += float(predicted_variance(predicted[channels + c]).sum(dtype=np.float64))
+            variances[c] += float(variance.sum(dtype=np.float64))
+            samples[c].append((variance.ravel(), predicted[c].ravel(), image[c].ravel()))
         count += image[0].size
         if count >= max_pixels:
             break
     scales = [float(e / v) for e, v in zip(errors, variances, strict=True)]
-    return scales[0] if channels == 1 else scales
+    profiles = [
+        fit_residual_profile(*(np.concatenate(column) for column in zip(*samples[c], strict=True)))
+        for c in range(channels)
+    ]
+    if channels == 1:
+        return scales[0], profiles[0]
+    return scales, profiles
+
+
+def posterior_record(
+    denoiser: UNet,
+    bank: ImageBank,
+    noise: NoiseConfig,
+    envelope: NoiseModel | list[NoiseModel],
+    *,
+    radius: int,
+) -> dict[str, Any]:
+    """What ``denoise``'s posterior mean needs, for the model file (one entry per
+    channel, a list when there are several): the noise model it weighs with, on the
+    blind passes' residual scale (``noise.estimate``: from the training images' patches,
+    or the head's ``envelope`` times the calibration), the residual profile, and for
+    the record the envelope and the calibration themselves."""
+    calibration, profiles = blind_pass_statistics(denoiser, bank, radius=radius)
+    channels = bank.channels
+    envelopes = envelope if isinstance(envelope, list) else [envelope]
+    profiles = profiles if isinstance(profiles, list) else [profiles]
+    if noise.estimate == "patches":
+        used = training_noise_model(bank, noise)
+        used = used if isinstance(used, list) else [used]
+    else:
+        scales = calibration if isinstance(calibration, list) else [calibration]
+        used = [
+            NoiseModel(m.kind, m.offset * k, m.slope * k)
+            for m, k in zip(envelopes, scales, strict=True)
+        ]
+
+    def record(items: list) -> dict | list[dict]:
+        return items[0].to_dict() if channels == 1 else [i.to_dict() for i in items]
+
+    return {
+        "noise_model": record(used),
+        "residual_profile": record(profiles),
+        "noise_envelope": record(envelopes),
+        "variance_calibration": calibration,
+    }
+
+
+def training_noise_model(
+    bank: ImageBank, noise: NoiseConfig, *, max_pixels: int = 4_000_000
+) -> NoiseModel | list[NoiseModel]:
+    """The noise variance of the noisy training images (normalised units, per channel),
+    estimated from their patches (models/patch_noise.py), up to ``max_pixels``."""
+    channels = bank.channels
+    planes: list[list[np.ndarray]] = [[] for _ in range(channels)]
+    count = 0
+    for index in range(bank.count):
+        image = bank.image(index)[0, :channels].cpu().numpy()  # (C, *spatial), normalised
+        for c in range(channels):
+            planes[c].append(image[c])
+        count += image[0].size
+        if count >= max_pixels:
+            break
+    fitted = [fit_patch_noise_model(planes[c], noise.model) for c in range(channels)]
+    return fitted[0] if channels == 1 else fitted
 
 
 def objective_noise(masking: MaskingConfig, noise: NoiseConfig) -> NoiseConfig:
@@ -326,12 +400,11 @@ def train_n2v(
         mse, noise_model = blind_spot_statistics(
             denoiser, data.train_bank, data.normalization, noise
         )
-    if isinstance(noise_model, list):
-        noise_record = [m.to_dict() for m in noise_model]
-    else:
-        noise_record = None if noise_model is None else noise_model.to_dict()
-    if noise_record is not None:
-        calibration = variance_calibration(denoiser, data.train_bank, radius=masking.radius)
+    posterior = {}
+    if noise_model is not None:
+        posterior = posterior_record(
+            denoiser, data.train_bank, noise, noise_model, radius=masking.radius
+        )
     model = TrainedModel(
         kind="n2v",
         networks={"denoiser": denoiser},
@@ -344,11 +417,7 @@ def train_n2v(
             "validation_images": data.validation_count,
             "noise": noise.model_dump(),
             **({"blind_spot_mse": mse} if mse is not None else {}),
-            **(
-                {"noise_model": noise_record, "variance_calibration": calibration}
-                if noise_record is not None
-                else {}
-            ),
+            **posterior,
             **({"axes": axes.upper()} if axes is not None else {}),
             **summary,
         },
