@@ -6,9 +6,12 @@ import pytest
 import torch
 
 import semdenoise as sd
+from semdenoise.models import posterior
 from semdenoise.models.noise_model import (
     NoiseModel,
+    ResidualProfile,
     fit_noise_model,
+    fit_residual_profile,
     posterior_mean,
     predicted_variance,
 )
@@ -79,3 +82,92 @@ def test_dropping_the_variance_head_keeps_the_mean():
     assert mean.config.out_channels == 1 and not mean.training
     with torch.no_grad():
         torch.testing.assert_close(mean(x), net(x)[:, :1])
+
+
+def test_residual_profile_takes_vs_ranking_and_the_residuals_scale():
+    # the head ranks pixels right but overstates their error by a factor that grows with v
+    rng = np.random.default_rng(3)
+    variance = np.exp(rng.uniform(np.log(0.05), np.log(2.0), 200_000))
+    true_error = variance * (0.3 + 0.2 * variance)
+    mean = rng.normal(size=variance.size)
+    observed = mean + rng.normal(size=variance.size) * np.sqrt(true_error)
+    profile = fit_residual_profile(variance, mean, observed, bins=32)
+    assert len(profile.residuals) == 32
+    assert np.all(np.diff(profile.log_variances) > 0)
+    probe = np.array([0.1, 0.5, 1.5])
+    np.testing.assert_allclose(profile.variance(probe), probe * (0.3 + 0.2 * probe), rtol=0.1)
+    # flat beyond the measured range, and a round trip through the model file's dict
+    ends = profile.variance(np.array([1e-4, 1e3]))
+    np.testing.assert_allclose(ends, [profile.residuals[0], profile.residuals[-1]], rtol=1e-5)
+    assert ResidualProfile.from_dict(profile.to_dict()) == profile
+
+
+def test_the_exported_posterior_with_a_residual_profile_is_what_denoise_computes():
+    rng = np.random.default_rng(4)
+    observed, mean = rng.normal(size=(2, 1, 2, 16, 16)).astype(np.float32)
+    raw = rng.normal(size=(1, 2, 16, 16)).astype(np.float32)
+    profiles = [
+        fit_residual_profile(
+            np.exp(rng.normal(size=5000)), rng.normal(size=5000), rng.normal(size=5000)
+        )
+        for _ in range(2)
+    ]
+    size = max(len(p.residuals) for p in profiles)
+    knots, levels = (
+        torch.tensor(
+            [list(p.table[i]) + [p.table[i][-1]] * (size - len(p.residuals)) for p in profiles]
+        )
+        for i in (0, 1)
+    )
+    predicted = torch.from_numpy(np.concatenate([mean, raw], axis=1))
+    exported = posterior.posterior_denoised(
+        torch.from_numpy(observed), predicted, 0.2, 0.0, residual=(knots, levels)
+    ).numpy()
+    for c, profile in enumerate(profiles):
+        expected = posterior_mean(
+            observed[0, c],
+            mean[0, c],
+            profile.variance(predicted_variance(raw[0, c])),
+            np.float32(0.2),
+        )
+        np.testing.assert_allclose(exported[0, c], expected, atol=1e-6)
+
+
+def test_an_exported_two_channel_posterior_pads_its_tables_and_matches_denoise():
+    from semdenoise.export.network import ExportedNetwork
+    from semdenoise.export.package import network_halo, posterior_kwargs
+    from semdenoise.export.source import unet_kwargs
+    from semdenoise.models.normalization import Normalization
+    from semdenoise.models.trained import TrainedModel
+
+    torch.manual_seed(0)
+    config = sd.UNetConfig(depth=1, base_channels=4, in_channels=2, out_channels=4)
+    net = UNet(config).eval()
+    rng = np.random.default_rng(5)
+    profiles = [  # a channel with fewer bins than the other
+        fit_residual_profile(np.exp(rng.normal(size=4000)), *rng.normal(size=(2, 4000)), bins=n)
+        for n in (8, 5)
+    ]
+    model = TrainedModel(
+        kind="n2v",
+        networks={"denoiser": net},
+        normalization=Normalization((10.0, 20.0), (2.0, 4.0)),
+        training={
+            "masking": {"radius": 2},
+            "noise_model": [NoiseModel("gaussian", 0.3).to_dict()] * 2,
+            "residual_profile": [p.to_dict() for p in profiles],
+        },
+    )
+    kwargs = posterior_kwargs(model, ["denoiser"])
+    assert [len(row) for row in kwargs["residual_levels"]] == [8, 8]
+    exported = ExportedNetwork(
+        denoiser=unet_kwargs(config), halos={"denoiser": network_halo(config)}, posterior=kwargs
+    )
+    exported.load_state_dict({f"denoiser.{k}": v for k, v in net.state_dict().items()})
+    exported.eval()
+    image = rng.normal(15, 3, size=(2, 24, 24)).astype(np.float32)
+    with torch.no_grad():
+        normalized = model.normalization.normalize(image)
+        packaged = exported(torch.from_numpy(normalized)[None])[0].numpy()
+    expected = model.normalization.normalize(sd.denoise(model, image, axes="CYX"))
+    np.testing.assert_allclose(packaged, expected, atol=1e-4)
