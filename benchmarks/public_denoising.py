@@ -35,7 +35,7 @@ import tifffile
 from scipy import stats
 
 import semdenoise as sd
-from denoiser_defaults import SHARED, add_noise, oracle_blur, scores
+from denoiser_defaults import SHARED, add_noise, oracle_blur, scores, weighed_by_v
 from semdenoise.report import markdown_table
 
 
@@ -143,6 +143,10 @@ def main() -> None:
             "noise model": model.training.get("noise_model"),
             "variance calibration": model.training.get("variance_calibration"),
         }
+        if "residual_profile" in model.training:  # the same networks, the earlier weight
+            older = weighed_by_v(model)
+            earlier = scores(clean, [sd.denoise(older, n) for n in noisy])
+            run.update({f"{key}, v-weight": value for key, value in earlier.items()})
         if args.tta:  # the 8 rotations/flips averaged
             averaged = scores(clean, [sd.denoise(model, n, tta=True) for n in noisy])
             run.update({f"{key}, tta": value for key, value in averaged.items()})
@@ -160,6 +164,15 @@ def main() -> None:
             "train minutes": round(float(np.median([r["train seconds"] for r in runs])) / 60, 1),
         }
     )
+    if runs and "PSNR, v-weight" in runs[0]:
+        rows.append(
+            {
+                "method": "semdenoise, same models, posterior weighed by v (before issue 16's "
+                "residual profile)",
+                "PSNR": interval([r["PSNR, v-weight"] for r in runs]),
+                "SSIM": interval([r["SSIM, v-weight"] for r in runs]),
+            }
+        )
     if args.tta:
         rows.append(
             {
