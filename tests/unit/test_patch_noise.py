@@ -43,7 +43,7 @@ def test_poisson_gaussian_noise_is_a_rising_line():
     flat = fit_patch_noise_model(
         [s + rng.normal(0, 0.1, s.shape) for s in scenes], "poisson-gaussian", max_patches=60_000
     )
-    assert flat.slope < 0.1 * slope
+    assert flat.slope == 0.0
     assert flat.offset == pytest.approx(0.01, rel=0.2)
 
 
