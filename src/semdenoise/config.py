@@ -262,7 +262,7 @@ class NoiseConfig(_Config):
         gt=0.0,
         lt=0.5,
         description="Share of training pixels whose predicted variance is taken as pure "
-        "noise (the lower envelope the noise model is fitted to).",
+        "noise (the lower envelope; denoise uses it with --noise-estimate envelope).",
     )
     estimate: Literal["patches", "envelope"] = Field(
         "patches",

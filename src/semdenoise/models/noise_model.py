@@ -14,12 +14,16 @@ masked pixels), and n²(μ) the noise variance: constant (Gaussian) or affine in
 (Poisson–Gaussian: shot noise grows with intensity, camera read noise does not).
 
 Only v = s² + n² is seen by the likelihood; the split is fixed by the noise model's
-shape. The noise is the part of v that no context can predict away, so n² is the
-*lower envelope* of v: a low quantile of v over the training images (Gaussian), or a
-line through the low quantiles of v in bins of μ (Poisson–Gaussian). Where the signal
-itself has grain finer than the network can predict, that grain counts as noise: the
-envelope errs towards more noise, which keeps more of the prediction (the safe side).
-All values are in the model's normalised units.
+shape. The noise is the part of v that no context can predict away, so one estimate of
+n² is the *lower envelope* of v: a low quantile of v over the training images
+(Gaussian), or a line through the low quantiles of v in bins of μ (Poisson–Gaussian).
+
+What ``denoise`` uses since issue 16 differs in two ways, both measured
+(docs/benchmarks.md, "The posterior weight"): v's scale is off on the blind passes
+``denoise`` makes, so v is replaced by what those passes really miss at that v on the
+training images (:class:`ResidualProfile`); and n² is by default estimated from the
+training images' patches (models/patch_noise.py), the envelope kept as an option
+(``NoiseConfig.estimate``). All values are in the model's normalised units.
 """
 
 from __future__ import annotations
