@@ -72,6 +72,15 @@ class NoiseModel:
         return cls(**values)
 
 
+def equal_bins(values: np.ndarray, bins: int) -> tuple[np.ndarray, int]:
+    """Each of ``values``' bin among ``bins`` equally populated ones (quantile edges,
+    tied edges merged), and how many bins that leaves."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+    count = len(edges) - 1
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, max(count - 1, 0))
+    return which, count
+
+
 def fit_noise_model(
     mean: np.ndarray,
     variance: np.ndarray,
@@ -93,12 +102,11 @@ def fit_noise_model(
     flat = NoiseModel("gaussian", float(np.quantile(variance, quantile)))
     if kind == "gaussian":
         return flat
-    edges = np.unique(np.quantile(mean, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 3:  # the signal barely varies: nothing to fit a slope to
+    which, count = equal_bins(mean, bins)
+    if count < 2:  # the signal barely varies: nothing to fit a slope to
         return NoiseModel("poisson-gaussian", flat.offset)
-    which = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, len(edges) - 2)
     centres, floors = [], []
-    for b in range(len(edges) - 1):
+    for b in range(count):
         inside = which == b
         if inside.sum() >= 20:
             centres.append(np.median(mean[inside]))
@@ -160,12 +168,11 @@ def fit_residual_profile(
     squared = np.square(
         np.asarray(observed, dtype=np.float64).ravel() - np.asarray(mean, dtype=np.float64).ravel()
     )
-    edges = np.unique(np.quantile(log_variance, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:  # one predicted variance everywhere: one level
+    which, count = equal_bins(log_variance, bins)
+    if count < 1:  # one predicted variance everywhere: one level
         return ResidualProfile((float(log_variance[0]),), (float(squared.mean()),))
-    which = np.clip(np.searchsorted(edges, log_variance, side="right") - 1, 0, len(edges) - 2)
     knots, levels = [], []
-    for b in range(len(edges) - 1):
+    for b in range(count):
         inside = which == b
         if inside.any():
             knots.append(float(np.median(log_variance[inside])))

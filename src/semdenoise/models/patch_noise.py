@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from semdenoise.models.noise_model import NoiseKind, NoiseModel
+from semdenoise.models.noise_model import NoiseKind, NoiseModel, equal_bins
 
 PATCH = 7
 MAX_PATCHES = 200_000
@@ -92,10 +92,9 @@ def fit_patch_noise_model(
     if kind == "gaussian":
         return NoiseModel("gaussian", pca_noise_variance(patches))
     brightness = patches.mean(axis=1)
-    edges = np.unique(np.quantile(brightness, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, brightness, side="right") - 1, 0, len(edges) - 2)
+    which, count = equal_bins(brightness, bins)
     centres, variances = [], []
-    for b in range(len(edges) - 1):
+    for b in range(count):
         inside = which == b
         if inside.sum() >= 5 * patch * patch:  # enough patches for a stable covariance
             centres.append(float(np.median(brightness[inside])))

@@ -177,9 +177,9 @@ def blind_pass_statistics(
     radius: int,
     max_pixels: int = 1_000_000,
     window: int = 512,
-) -> tuple[float | list[float], ResidualProfile | list[ResidualProfile]]:
+) -> tuple[list[float], list[ResidualProfile]]:
     """What the blind passes ``denoise`` makes (predict/blind.py) miss, on central
-    windows of the noisy training images (up to ``max_pixels``), per channel: the
+    windows of the noisy training images (up to ``max_pixels``), per channel (lists): the
     residual (y − μ)² by the variance head's v (the posterior weight's denominator,
     models/noise_model.py ResidualProfile), and its mean over the mean of v (the
     calibration).
@@ -210,8 +210,6 @@ def blind_pass_statistics(
         fit_residual_profile(*(np.concatenate(column) for column in zip(*samples[c], strict=True)))
         for c in range(channels)
     ]
-    if channels == 1:
-        return scales[0], profiles[0]
     return scales, profiles
 
 
@@ -228,34 +226,31 @@ def posterior_record(
     blind passes' residual scale (``noise.estimate``: from the training images' patches,
     or the head's ``envelope`` times the calibration), the residual profile, and for
     the record the envelope and the calibration themselves."""
-    calibration, profiles = blind_pass_statistics(denoiser, bank, radius=radius)
-    channels = bank.channels
+    scales, profiles = blind_pass_statistics(denoiser, bank, radius=radius)
     envelopes = envelope if isinstance(envelope, list) else [envelope]
-    profiles = profiles if isinstance(profiles, list) else [profiles]
     if noise.estimate == "patches":
         used = training_noise_model(bank, noise)
-        used = used if isinstance(used, list) else [used]
     else:
-        scales = calibration if isinstance(calibration, list) else [calibration]
         used = [
             NoiseModel(m.kind, m.offset * k, m.slope * k)
             for m, k in zip(envelopes, scales, strict=True)
         ]
 
-    def record(items: list) -> dict | list[dict]:
-        return items[0].to_dict() if channels == 1 else [i.to_dict() for i in items]
+    def record(items: list) -> Any:  # one channel: the item itself, as the file had
+        items = [i.to_dict() if hasattr(i, "to_dict") else i for i in items]
+        return items[0] if bank.channels == 1 else items
 
     return {
         "noise_model": record(used),
         "residual_profile": record(profiles),
         "noise_envelope": record(envelopes),
-        "variance_calibration": calibration,
+        "variance_calibration": record(scales),
     }
 
 
 def training_noise_model(
     bank: ImageBank, noise: NoiseConfig, *, max_pixels: int = 4_000_000
-) -> NoiseModel | list[NoiseModel]:
+) -> list[NoiseModel]:
     """The noise variance of the noisy training images (normalised units, per channel),
     estimated from their patches (models/patch_noise.py), up to ``max_pixels``."""
     channels = bank.channels
@@ -268,8 +263,7 @@ def training_noise_model(
         count += image[0].size
         if count >= max_pixels:
             break
-    fitted = [fit_patch_noise_model(planes[c], noise.model) for c in range(channels)]
-    return fitted[0] if channels == 1 else fitted
+    return [fit_patch_noise_model(planes[c], noise.model) for c in range(channels)]
 
 
 def objective_noise(masking: MaskingConfig, noise: NoiseConfig) -> NoiseConfig:
