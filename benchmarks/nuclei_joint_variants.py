@@ -99,6 +99,10 @@ def run_seed(
     n2v_steps = round(steps * args.n2v_share)
     # the paper's masking (one pixel in 388, as `reproduce` pins) or the library's default
     masking = PAPER_MASKING if args.masking == "paper" else MaskingConfig()
+    # the denoisers' blind-spot blur: the library's default unless told (segmenters: none)
+    denoiser = cpu_unet(
+        **({} if args.blind_filter is None else {"blind_filter": args.blind_filter})
+    )
 
     def budget(n: int):
         return cpu_training(n, seed, val_fraction=0.0, crop_size=args.crop, batch_size=args.batch)
@@ -133,7 +137,7 @@ def run_seed(
         score("baseline", lambda x: (segment(baseline, x, instances=True), None), started)
     started = time.perf_counter()
     n2v = train_n2v(
-        noisy, unet=cpu_unet(), noise=NO_NOISE_MODEL, masking=masking, train=budget(n2v_steps)
+        noisy, unet=denoiser, noise=NO_NOISE_MODEL, masking=masking, train=budget(n2v_steps)
     )
     restored = [denoise(n2v, x) for x in images]
     sequential = train_seg(
@@ -150,7 +154,7 @@ def run_seed(
         joint = train_joint(
             list(noisy),
             labels=partial,
-            unet=cpu_unet(),
+            unet=denoiser,
             masking=masking,
             joint=JointConfig(segment_target="instances", **values),
             train=budget(steps),
@@ -207,6 +211,11 @@ def main() -> None:
         choices=("paper", "default"),
         default="paper",
         help="N2V masking of the sequential N2V and of every joint variant",
+    )
+    parser.add_argument(
+        "--blind-filter",
+        type=int,
+        help="the denoisers' UNetConfig.blind_filter (default the library's)",
     )
     parser.add_argument(
         "--skip-baseline",

@@ -105,8 +105,8 @@ def main() -> None:
     parser.add_argument(
         "--blind-filter",
         type=int,
-        default=0,
-        help="radius of the learned blind-spot blur under the mean (UNetConfig.blind_filter)",
+        help="radius of the learned blind-spot blur under the mean (UNetConfig.blind_filter;"
+        " default the library's)",
     )
     parser.add_argument(
         "--tta", action="store_true", help="also score the same models with denoise --tta"
@@ -126,12 +126,16 @@ def main() -> None:
             rows.append({"method": f"BM3D, best sigma {best.pop('sigma'):.1f} (oracle)", **best})
     runs = []
     name = "defaults" if args.objective == "n2v" else f"--objective {args.objective}"
-    if args.blind_filter:
+    unet = (
+        sd.UNetConfig()
+        if args.blind_filter is None
+        else sd.UNetConfig(blind_filter=args.blind_filter)
+    )
+    if args.blind_filter is not None:
         name += f" --blind-filter {args.blind_filter}"
     for seed in args.seeds:
         train = sd.TrainConfig(steps=args.steps, seed=seed)
         masking = sd.MaskingConfig(objective=args.objective)
-        unet = sd.UNetConfig(blind_filter=args.blind_filter)
         model = sd.train_n2v(train_images, unet=unet, train=train, masking=masking)
         started = time.perf_counter()
         denoised = [sd.denoise(model, n) for n in noisy]

@@ -80,13 +80,13 @@ class UNetConfig(_Config):
         "the output cannot copy the input's pixel-level patterns.",
     )
     blind_filter: int = Field(
-        0,
+        3,
         ge=0,
         le=8,
         description="Denoisers: radius of a learned linear filter that skips the centre "
         "pixel (starts as a Gaussian blur of width 1), added to the mean output, so the "
         "network learns a correction to a blind-spot blur instead of the image from "
-        "nothing (0: none; segmenters: always 0).",
+        "nothing (0: none, the paper's network; segmenters: always 0).",
     )
     xy_only_levels: int = Field(
         0,
@@ -592,7 +592,7 @@ CPU_LEARNING_RATE = 1e-3
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {"unet": CPU_UNET, "train": {"learning_rate": CPU_LEARNING_RATE}},
     "paper": {
-        "unet": {"depth": 2, "base_channels": 32, "residual": True},
+        "unet": {"depth": 2, "base_channels": 32, "residual": True, "blind_filter": 0},
         "train": {"learning_rate": 4e-4},
         "masking": {
             "mode": "grid",

@@ -38,6 +38,24 @@ def test_file_is_plain_data_for_weights_only_load(tmp_path, model):
     assert payload["networks"]["denoiser"]["config"]["residual"] is False
 
 
+def test_a_file_from_before_the_blind_filter_loads_without_one(tmp_path, tiny_unet):
+    """Files written before ``blind_filter`` existed lack the field: they had no filter,
+    whatever today's default is."""
+    torch.manual_seed(0)
+    old = TrainedModel(
+        kind="n2v",
+        networks={"denoiser": UNet(tiny_unet.model_copy(update={"blind_filter": 0})).eval()},
+        normalization=Normalization(mean=10.0, std=2.0),
+    )
+    payload = model_to_dict(old)
+    del payload["networks"]["denoiser"]["config"]["blind_filter"]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = sd.load_model(tmp_path / "old.pt")
+    assert loaded.denoiser.config.blind_filter == 0 and sd.UNetConfig().blind_filter > 0
+    image = np.random.default_rng(0).normal(10, 2, size=(24, 24)).astype(np.float32)
+    np.testing.assert_array_equal(sd.denoise(old, image), sd.denoise(loaded, image))
+
+
 class RunsCode:
     def __reduce__(self):
         import os

@@ -99,7 +99,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     try:
         networks = {}
         for role, entry in payload["networks"].items():
-            net = UNet(UNetConfig(**entry["config"]))
+            # a file from before the blind-spot blur has no such field: it had none
+            net = UNet(UNetConfig(**{"blind_filter": 0, **entry["config"]}))
             net.load_state_dict(entry["state_dict"])
             networks[role] = net.eval()
         normalization = Normalization(**payload["normalization"])
