@@ -99,7 +99,7 @@ def run_seed(
     n2v_steps = round(steps * args.n2v_share)
     # the paper's masking (one pixel in 388, as `reproduce` pins) or the library's default
     masking = PAPER_MASKING if args.masking == "paper" else MaskingConfig()
-    # the denoisers' blind-spot blur: the library's default unless told (segmenters: none)
+    # the denoisers' blind-spot blur: cpu_unet()'s (none) unless told (segmenters: none)
     denoiser = cpu_unet(
         **({} if args.blind_filter is None else {"blind_filter": args.blind_filter})
     )
@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument(
         "--blind-filter",
         type=int,
-        help="the denoisers' UNetConfig.blind_filter (default the library's)",
+        help="the denoisers' UNetConfig.blind_filter (default cpu_unet()'s, none)",
     )
     parser.add_argument(
         "--skip-baseline",
