@@ -63,7 +63,7 @@ def test_supervised_joint_updates_both_networks_and_segments_its_denoised_image(
     train = sd.TrainConfig(steps=10, batch_size=2, val_fraction=0.34, val_every=5)
     model = sd.train_joint(noisy, labels=masks, unet=tiny_unet, train=train, out=out)
     # both networks start from their seeded initial weights; both moved, every layer
-    seg_config = tiny_unet.model_copy(update={"residual": False})
+    seg_config = tiny_unet.model_copy(update={"residual": False, "blind_filter": 0})
     initial = {
         "denoiser": seeded_unet(tiny_unet, train.seed),
         "segmenter": seeded_unet(seg_config, train.seed + 1),
