@@ -79,14 +79,15 @@ class UNetConfig(_Config):
         description="The skip connection at full resolution; N2V2 drops it (False), so "
         "the output cannot copy the input's pixel-level patterns.",
     )
-    blind_filter: int = Field(
-        3,
+    blind_filter: int | None = Field(
+        None,
         ge=0,
         le=8,
         description="Denoisers: radius of a learned linear filter that skips the centre "
         "pixel (starts as a Gaussian blur of width 1), added to the mean output, so the "
         "network learns a correction to a blind-spot blur instead of the image from "
-        "nothing (0: none, the paper's network; segmenters: always 0).",
+        "nothing. Default (unset): 3 for train n2v, 0 for train joint, where it cost the "
+        "segmentation (issue 16). 0: none, the paper's network; segmenters: always 0.",
     )
     xy_only_levels: int = Field(
         0,
@@ -156,13 +157,20 @@ class UNetConfig(_Config):
         blur-pool's window and blur ``2**l`` more.
         """
         radius = _receptive_radius((True,) * self.depth, blur=self.blur_pool)
-        return max(radius, self.blind_filter)
+        return max(radius, self.blind_filter or 0)
 
     @property
     def receptive_radius_z(self) -> int:
         """Like ``receptive_radius``, along Z of a 3-D network (smaller where levels
         pool in Y/X only, since their Z scale does not grow)."""
-        return max(_receptive_radius(self.z_pooling, blur=self.blur_pool), self.blind_filter)
+        return max(_receptive_radius(self.z_pooling, blur=self.blur_pool), self.blind_filter or 0)
+
+    def with_blind_filter(self, radius: int) -> UNetConfig:
+        """This config with the training mode's ``radius`` where ``blind_filter`` is unset;
+        a value the user set stays."""
+        if self.blind_filter is not None:
+            return self
+        return self.model_copy(update={"blind_filter": radius})
 
 
 def _receptive_radius(pools: tuple[bool, ...], *, blur: bool = False) -> int:
@@ -587,6 +595,13 @@ def dump_settings(configs: Mapping[str, _Config], takes: Mapping[str, Collection
 #   replaced by a neighbour in a 5x5 window (§3.2), and no learned noise model.
 
 CPU_UNET = {"depth": 3, "base_channels": 16, "residual": False}
+
+# The denoiser's blind-spot blur where none is set (UNetConfig.blind_filter unset), by
+# training mode (docs/benchmarks.md, issue 16): for N2V +1.5 dB on Set12, +1.2 on FMD
+# development fields, level on EM; in joint training it cost AP in every seed of the
+# few-labels nuclei benchmark, so there it stays off.
+N2V_BLIND_FILTER = 3
+JOINT_BLIND_FILTER = 0
 CPU_LEARNING_RATE = 1e-3
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
