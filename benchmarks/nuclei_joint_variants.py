@@ -99,10 +99,8 @@ def run_seed(
     n2v_steps = round(steps * args.n2v_share)
     # the paper's masking (one pixel in 388, as `reproduce` pins) or the library's default
     masking = PAPER_MASKING if args.masking == "paper" else MaskingConfig()
-    # the denoisers' blind-spot blur: cpu_unet()'s (none) unless told (segmenters: none)
-    denoiser = cpu_unet(
-        **({} if args.blind_filter is None else {"blind_filter": args.blind_filter})
-    )
+    # the denoisers' blind-spot blur (segmenters have none)
+    denoiser = cpu_unet(blind_filter=args.blind_filter)
 
     def budget(n: int):
         return cpu_training(n, seed, val_fraction=0.0, crop_size=args.crop, batch_size=args.batch)
@@ -215,7 +213,8 @@ def main() -> None:
     parser.add_argument(
         "--blind-filter",
         type=int,
-        help="the denoisers' UNetConfig.blind_filter (default cpu_unet()'s, none)",
+        default=0,
+        help="the denoisers' UNetConfig.blind_filter (default 0, none, as cpu_unet())",
     )
     parser.add_argument(
         "--skip-baseline",

@@ -126,11 +126,7 @@ def main() -> None:
             rows.append({"method": f"BM3D, best sigma {best.pop('sigma'):.1f} (oracle)", **best})
     runs = []
     name = "defaults" if args.objective == "n2v" else f"--objective {args.objective}"
-    unet = (
-        sd.UNetConfig()
-        if args.blind_filter is None
-        else sd.UNetConfig(blind_filter=args.blind_filter)
-    )
+    unet = sd.UNetConfig(blind_filter=args.blind_filter)  # None: train_n2v's default
     if args.blind_filter is not None:
         name += f" --blind-filter {args.blind_filter}"
     for seed in args.seeds:

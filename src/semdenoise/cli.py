@@ -20,6 +20,7 @@ from semdenoise.cli_check import check_command
 from semdenoise.cli_evaluation import evaluate_command, reproduce_app, synth_command
 from semdenoise.config import (
     DEFAULT_TILE_SIZE,
+    MODE_BLIND_FILTER,
     PRESETS,
     SECTIONS,
     Settings,
@@ -227,7 +228,10 @@ def _settings(command: str, options: dict[str, Any]) -> dict[str, Any]:
         for section, fields in takes.items()
     }
     layers.append(("{section} options", given))
-    return resolve_settings(takes, layers, command=f"train {command}")
+    configs = resolve_settings(takes, layers, command=f"train {command}")
+    if command in MODE_BLIND_FILTER:  # resolved here, so MODEL.pt.yaml records what ran
+        configs["unet"] = configs["unet"].with_blind_filter(MODE_BLIND_FILTER[command])
+    return configs
 
 
 def _save_settings(command: str, out: Path, configs: dict[str, Any]) -> Path:

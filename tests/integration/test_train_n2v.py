@@ -385,13 +385,13 @@ def test_a_blind_filter_trains_is_saved_and_stays_out_of_segmenters(tmp_path, no
 def test_an_unset_blind_filter_is_the_training_modes_default(noisy_stack):
     """Unset, the blind-spot blur is N2V's default radius and off in joint training
     (where it cost the segmentation); a radius the user sets is kept (above)."""
-    from semdenoise.config import JOINT_BLIND_FILTER, N2V_BLIND_FILTER
+    from semdenoise.config import MODE_BLIND_FILTER
 
     clean, noisy = noisy_stack
     unet = sd.UNetConfig(depth=2, base_channels=4)
-    assert unet.blind_filter is None and N2V_BLIND_FILTER > 0 and JOINT_BLIND_FILTER == 0
+    assert unet.blind_filter is None and MODE_BLIND_FILTER == {"n2v": 3, "joint": 0}
     n2v = sd.train_n2v(noisy, unet=unet, train=QUICK).denoiser
-    assert n2v.config.blind_filter == N2V_BLIND_FILTER and hasattr(n2v, "blind_kernel")
+    assert n2v.config.blind_filter == 3 and hasattr(n2v, "blind_kernel")
     labels = (clean > 60).astype(np.uint8)
     joint = sd.train_joint(noisy, labels=labels, unet=unet, train=QUICK).denoiser
     assert joint.config.blind_filter == 0 and not hasattr(joint, "blind_kernel")

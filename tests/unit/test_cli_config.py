@@ -13,6 +13,7 @@ from semdenoise.cli import TRAIN_SETTINGS, app, option_name, settings_path
 from semdenoise.config import (
     CPU_LEARNING_RATE,
     CPU_UNET,
+    MODE_BLIND_FILTER,
     PRESETS,
     SECTIONS,
     JointConfig,
@@ -128,7 +129,7 @@ def test_without_options_the_configs_are_the_field_defaults(cli, captured, image
     n2v, seg, joint = captured["n2v"], captured["seg"], captured["joint"]
     assert (n2v["train"], n2v["unet"], n2v["masking"]) == (
         TrainConfig(),
-        UNetConfig(),
+        UNetConfig(blind_filter=3),  # the field is unset; the mode's default is written
         MaskingConfig(),
     )
     assert (seg["train"], seg["unet"], seg["loss"], seg["target"]) == (
@@ -138,6 +139,7 @@ def test_without_options_the_configs_are_the_field_defaults(cli, captured, image
         "foreground",
     )
     assert joint["joint"] == JointConfig() and joint["masking"] == MaskingConfig()
+    assert joint["unet"] == UNetConfig(blind_filter=0)
 
 
 def test_precedence_defaults_preset_file_options(cli, captured, images, tmp_path):
@@ -149,8 +151,8 @@ def test_precedence_defaults_preset_file_options(cli, captured, images, tmp_path
     out = tmp_path / "m.pt"
     run_fake(cli, "n2v", images, out, "--preset", "cpu", "--config", str(run))
     train, unet, masking = (captured["n2v"][k] for k in ("train", "unet", "masking"))
-    # file over preset, preset over default (the preset leaves the blind filter alone)
-    assert unet == UNetConfig(**{**CPU_UNET, "depth": 2, "residual": True})
+    # file over preset, preset over default; the mode's blind filter where none is set
+    assert unet == UNetConfig(**{**CPU_UNET, "depth": 2, "residual": True, "blind_filter": 3})
     assert (train.steps, train.learning_rate, masking.n_masked) == (7, 5e-4, 9)
     run_fake(cli, "n2v", images, out, "--preset", "cpu", "--config", str(run),
         "--learning-rate", "2e-3", "--no-residual", "--masking", "patch",
@@ -166,6 +168,8 @@ def test_presets_suit_every_command_and_cpu_is_the_defaults(cli, captured, image
     for name in COMMANDS:
         run_fake(cli, name, images, tmp_path / f"{name}.pt", "--preset", "cpu")
         defaults = {section: SECTIONS[section]() for section in TRAIN_SETTINGS[name]}
+        if name in MODE_BLIND_FILTER:  # unset in the field, the mode's default written
+            defaults["unet"] = defaults["unet"].with_blind_filter(MODE_BLIND_FILTER[name])
         written = yaml.safe_load(settings_path(tmp_path / f"{name}.pt").read_text())
         assert written == {
             section: config.model_dump(include=set(TRAIN_SETTINGS[name][section]))
@@ -174,7 +178,7 @@ def test_presets_suit_every_command_and_cpu_is_the_defaults(cli, captured, image
         run_fake(cli, name, images, tmp_path / f"{name}.pt", "--preset", "paper")
         paper = captured[name]
         assert (paper["unet"].depth, paper["unet"].base_channels) == (2, 32)
-        assert paper["train"].learning_rate == 4e-4
+        assert paper["train"].learning_rate == 4e-4 and not paper["unet"].blind_filter
         if "masking" in paper:
             assert paper["masking"].pixels_per_mask == pytest.approx(256**2 / 169)
         if "noise" in paper:

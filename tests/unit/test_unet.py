@@ -19,8 +19,8 @@ def test_any_input_size_gives_the_same_size(shape, depth):
 
 def test_residual_adds_the_input_and_segmenter_does_not():
     x = torch.randn(1, 1, 16, 16)
-    denoiser = UNet(UNetConfig(base_channels=4, residual=True, blind_filter=0)).eval()
-    segmenter = UNet(UNetConfig(base_channels=4, residual=False, blind_filter=0)).eval()
+    denoiser = UNet(UNetConfig(base_channels=4, residual=True)).eval()
+    segmenter = UNet(UNetConfig(base_channels=4, residual=False)).eval()
     for net in (denoiser, segmenter):
         torch.nn.init.zeros_(net.head.weight)
         torch.nn.init.zeros_(net.head.bias)

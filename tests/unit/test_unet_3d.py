@@ -47,7 +47,7 @@ def test_any_volume_size_gives_the_same_size(shape, depth, xy_only):
 
 
 def test_blocks_are_conv3d_batchnorm3d_leakyrelu_and_residual_adds_the_input():
-    net = UNet(UNetConfig(dims=3, depth=1, base_channels=4, residual=True, blind_filter=0)).eval()
+    net = UNet(UNetConfig(dims=3, depth=1, base_channels=4, residual=True)).eval()
     kinds = [type(m).__name__ for m in net.down[0]]
     assert kinds == ["Conv3d", "BatchNorm3d", "LeakyReLU"] * 2
     torch.nn.init.zeros_(net.head.weight)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from semdenoise.config import (
-    JOINT_BLIND_FILTER,
+    MODE_BLIND_FILTER,
     JointConfig,
     MaskingConfig,
     NoiseConfig,
@@ -274,7 +274,7 @@ def train_joint(
     if (labels is None) == (style_segmenter is None):
         raise InputError("train joint: give either labels (supervised) or a style segmenter")
     supervised = labels is not None
-    unet = (unet or UNetConfig()).with_blind_filter(JOINT_BLIND_FILTER)
+    unet = (unet or UNetConfig()).with_blind_filter(MODE_BLIND_FILTER["joint"])
     joint = joint or JointConfig()
     if not supervised and joint.segment_input != "denoised":
         raise InputError(

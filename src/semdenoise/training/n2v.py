@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from semdenoise.config import (
-    N2V_BLIND_FILTER,
+    MODE_BLIND_FILTER,
     MaskingConfig,
     NoiseConfig,
     TrainConfig,
@@ -350,7 +350,7 @@ def train_n2v(
     TrainedModel
         Holding the denoiser, the normalisation and the run's record.
     """
-    unet = (unet or UNetConfig()).with_blind_filter(N2V_BLIND_FILTER)
+    unet = (unet or UNetConfig()).with_blind_filter(MODE_BLIND_FILTER["n2v"])
     masking = masking or MaskingConfig()
     train = train or TrainConfig()
     noise = objective_noise(masking, noise or NoiseConfig()).resolved(unet.dims)
