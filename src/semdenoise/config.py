@@ -597,7 +597,7 @@ def dump_settings(configs: Mapping[str, _Config], takes: Mapping[str, Collection
 CPU_UNET = {"depth": 3, "base_channels": 16, "residual": False}
 
 # The denoiser's blind-spot blur where none is set (UNetConfig.blind_filter unset), by
-# training mode (docs/benchmarks.md, issue 16): for N2V +1.5 dB on Set12, +1.2 on FMD
+# training mode (docs/benchmarks.md, issue 16): for N2V +1.5 dB on Set12, +0.8 on FMD
 # development fields, level on EM; in joint training it cost AP in every seed of the
 # few-labels nuclei benchmark, so there it stays off.
 MODE_BLIND_FILTER = {"n2v": 3, "joint": 0}
