@@ -45,7 +45,7 @@ def test_3d_training_writes_a_model_that_denoises_a_volume(tmp_path):
     assert model.training["steps"] == 4 and model.training["validation_images"] == 1
     assert model.training["blind_spot_mse"] > 0
     loaded = sd.load_model(out)
-    assert loaded.denoiser.config == TINY_3D
+    assert loaded.denoiser.config == model.denoiser.config == TINY_3D.with_blind_filter(3)
     denoised = sd.denoise(loaded, noisy)
     assert denoised.shape == noisy.shape and denoised.dtype == np.float32
     assert np.isfinite(denoised).all()
