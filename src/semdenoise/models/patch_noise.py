@@ -99,10 +99,8 @@ def fit_patch_noise_model(
         if inside.sum() >= 5 * patch * patch:  # enough patches for a stable covariance
             centres.append(float(np.median(brightness[inside])))
             variances.append(pca_noise_variance(patches[inside]))
-    flat = NoiseModel("poisson-gaussian", pca_noise_variance(patches))
-    if len(centres) < 2:
-        return flat
-    slope, offset = np.polyfit(centres, variances, 1)
-    if slope * (centres[-1] - centres[0]) < MIN_SHOT_RISE * np.median(variances):
-        return flat
-    return NoiseModel("poisson-gaussian", float(offset), float(slope))
+    if len(centres) >= 2:
+        slope, offset = np.polyfit(centres, variances, 1)
+        if slope * (centres[-1] - centres[0]) >= MIN_SHOT_RISE * np.median(variances):
+            return NoiseModel("poisson-gaussian", float(offset), float(slope))
+    return NoiseModel("poisson-gaussian", pca_noise_variance(patches))

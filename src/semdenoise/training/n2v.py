@@ -238,13 +238,12 @@ def posterior_record(
         ]
 
     def record(items: list) -> Any:  # one channel: the item itself, as the file had
-        items = [i.to_dict() if hasattr(i, "to_dict") else i for i in items]
         return items[0] if bank.channels == 1 else items
 
     return {
-        "noise_model": record(used),
-        "residual_profile": record(profiles),
-        "noise_envelope": record(envelopes),
+        "noise_model": record([m.to_dict() for m in used]),
+        "residual_profile": record([p.to_dict() for p in profiles]),
+        "noise_envelope": record([e.to_dict() for e in envelopes]),
         "variance_calibration": record(scales),
     }
 
