@@ -142,6 +142,18 @@ def main() -> None:
     parser.add_argument(
         "--xy-only-levels", type=int, nargs="+", default=[0], help="3-D rows to run"
     )
+    parser.add_argument(
+        "--blind-filter",
+        type=int,
+        help="radius of the learned blind-spot blur under both networks' mean "
+        "(UNetConfig.blind_filter; default the library's, train_n2v's 3; 0: none)",
+    )
+    parser.add_argument(
+        "--train-seed",
+        type=int,
+        default=SEED,
+        help="seed of weights and sampling (the noise keeps its own fixed seed)",
+    )
     parser.add_argument("--quick", action="store_true", help="16 steps 2-D, 6 steps 3-D")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -164,9 +176,16 @@ def main() -> None:
     )
     print(markdown_table(rows), flush=True)
 
-    common = {"max_minutes": args.minutes, "seed": SEED, "learning_rate": 1e-3, "val_fraction": 0.0}
+    common = {
+        "max_minutes": args.minutes,
+        "seed": args.train_seed,
+        "learning_rate": 1e-3,
+        "val_fraction": 0.0,
+    }
     cap = "" if args.minutes is None else f" (cap {args.minutes:g} min)"
-    unet_2d = sd.UNetConfig(depth=3, base_channels=args.base_channels, residual=False)
+    unet_2d = sd.UNetConfig(
+        depth=3, base_channels=args.base_channels, residual=False, blind_filter=args.blind_filter
+    )
     train_2d = sd.TrainConfig(steps=args.steps, batch_size=8, **common)
     rows.append(
         n2v_row(
@@ -179,7 +198,7 @@ def main() -> None:
     for xy_only in args.xy_only_levels:
         unet_3d = sd.UNetConfig(
             dims=3, depth=2, base_channels=args.base_channels, residual=False,
-            xy_only_levels=xy_only,
+            xy_only_levels=xy_only, blind_filter=args.blind_filter,
         )  # fmt: skip
         label = "" if xy_only == 0 else f", first {xy_only} level(s) pool Y/X only"
         rows.append(
@@ -198,6 +217,7 @@ def main() -> None:
     result = {
         "data": "trailmap_lightsheet_axons/volume.tif",
         "noise": {"gain": GAIN, "read_sigma": READ_SIGMA, "seed": SEED},
+        "train_seed": args.train_seed,
         "data_range": data_range,
         "train_slices": TRAIN_SLICES,
         "steps": args.steps,
