@@ -169,6 +169,26 @@ def weighed_by_v(model: sd.TrainedModel) -> sd.TrainedModel:
     return older
 
 
+def oracle_weighted(
+    clean: list[np.ndarray], noisy: list[np.ndarray], prior: list[np.ndarray], bins: int = 32
+) -> list[np.ndarray]:
+    """μ + w(μ)·(y − μ) with, in each of ``bins`` equally populated bins of the blind-spot
+    prediction μ, the weight w in [0, 1] that minimises the squared error against the
+    clean images: the most any posterior weight by brightness can add (an oracle)."""
+    mu, y, x = (np.concatenate([a.ravel() for a in arrays]) for arrays in (prior, noisy, clean))
+    edges = np.unique(np.quantile(mu, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, mu, side="right") - 1, 0, len(edges) - 2)
+    residual = y - mu
+    products = np.bincount(which, residual * (x - mu), minlength=len(edges) - 1)
+    squares = np.bincount(which, residual * residual, minlength=len(edges) - 1)
+    weights = np.clip(products / np.maximum(squares, 1e-12), 0.0, 1.0)
+    return [
+        m
+        + weights[np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)] * (n - m)
+        for m, n in zip(prior, noisy, strict=True)
+    ]
+
+
 def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dict:
     unet, masking, train, noise = configs(variant, steps, seed)
     model = sd.train_n2v(train_images, unet=unet, masking=masking, train=train, noise=noise)
@@ -184,6 +204,9 @@ def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dic
     for blend in blends:
         if blend == "prior":  # a noise model's blind-spot prediction alone
             denoised = [sd.denoise(model, n, posterior=False) for n in noisy]
+        elif blend == "oracle-weight":  # the headroom of the posterior's weight
+            prior = [sd.denoise(model, n, posterior=False) for n in noisy]
+            denoised = oracle_weighted(clean, noisy, prior)
         elif blend == "tta":  # the 8 rotations/flips averaged (denoise --tta)
             denoised = [sd.denoise(model, n, tta=True) for n in noisy]
         elif blend == "v-weight":  # the posterior before the residual profile
@@ -208,7 +231,9 @@ def main() -> None:
         default=["none"],
         help="what to score: none (the default output), auto or a sigma (blended with "
         "the observed pixel), prior (no posterior), tta (8 symmetries averaged), "
-        "v-weight (the posterior weighed by the head's v, as before the residual profile)",
+        "v-weight (the posterior weighed by the head's v, as before the residual profile), "
+        "oracle-weight (the prediction plus the observed pixel at the weight per brightness "
+        "bin that scores best against the clean images: the posterior's headroom)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
