@@ -7,7 +7,8 @@ which its sister captures share. A denoiser of one capture keeps it, whatever it
 
 With three raw captures per field (``../shared/data/fmd_confocal_bpae_b``), d_i = raw_i −
 average, and white capture noise independent between captures, the mean of d_i·d_j (i ≠ j,
-the bias included) estimates that shared component's power c². Per field the script prints
+the bias included) estimates that shared component's power c² (low by about n²/50: the
+average holds the captures themselves). Per field the script prints
 the total error power of a raw capture, c², the PSNR of a denoiser that removed all
 but c² (a ceiling), and the lag-1 correlations of d_0, which white noise would keep near
 0. Scores are on data range 255, as the benchmarks score FMD.
