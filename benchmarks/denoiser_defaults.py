@@ -182,11 +182,9 @@ def oracle_weighted(
     products = np.bincount(which, residual * (x - mu), minlength=len(edges) - 1)
     squares = np.bincount(which, residual * residual, minlength=len(edges) - 1)
     weights = np.clip(products / np.maximum(squares, 1e-12), 0.0, 1.0)
-    return [
-        m
-        + weights[np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)] * (n - m)
-        for m, n in zip(prior, noisy, strict=True)
-    ]
+    blended = mu + weights[which] * residual
+    splits = np.cumsum([m.size for m in prior])[:-1]
+    return [b.reshape(m.shape) for b, m in zip(np.split(blended, splits), prior, strict=True)]
 
 
 def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dict:
@@ -201,11 +199,13 @@ def run_variant(variant, steps, seed, train_images, noisy, clean, blends) -> dic
     }
     if "noise_model" in model.training:
         row["noise model"] = model.training["noise_model"]
+    prior = None  # the blind-spot prediction alone, made once for the blends that use it
     for blend in blends:
-        if blend == "prior":  # a noise model's blind-spot prediction alone
-            denoised = [sd.denoise(model, n, posterior=False) for n in noisy]
-        elif blend == "oracle-weight":  # the headroom of the posterior's weight
+        if blend in ("prior", "oracle-weight") and prior is None:
             prior = [sd.denoise(model, n, posterior=False) for n in noisy]
+        if blend == "prior":  # a noise model's blind-spot prediction alone
+            denoised = prior
+        elif blend == "oracle-weight":  # the headroom of the posterior's weight
             denoised = oracle_weighted(clean, noisy, prior)
         elif blend == "tta":  # the 8 rotations/flips averaged (denoise --tta)
             denoised = [sd.denoise(model, n, tta=True) for n in noisy]
